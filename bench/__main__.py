@@ -1,0 +1,133 @@
+"""Command line: `bench run|ls|validate|report` (also `python -m bench`). One function per command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from .config import SuiteError
+
+console = Console()
+err = Console(stderr=True)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .config import parse_suite_yaml
+    from .suites import list_suites
+
+    table = Table(title="suites")
+    for col in ("name", "tasks", "arm variants", "path"):
+        table.add_column(col)
+    for name, path in list_suites().items():
+        try:
+            spec = parse_suite_yaml(path)
+            table.add_row(name, ", ".join(t.name for t in spec.tasks), ", ".join(a.name for a in spec.arms), str(path))
+        except SuiteError as e:
+            table.add_row(name, f"[red]invalid ({len(e.problems)} problems)[/red]", "", str(path))
+    console.print(table)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .suites import load_suite
+
+    suite = load_suite(args.suite, apply_limits=False)
+    for t in suite.tasks.values():
+        sizes = ", ".join(f"{s} {n}" for s, n in t.full_sizes.items() if n)
+        console.print(f"  {t.name} ({t.spec.kind}): {sizes}")
+    if suite.corpus:
+        console.print(f"  corpus: {len(suite.corpus)} documents")
+    console.print(f"[green]{suite.path} is valid[/green]: {len(suite.tasks)} tasks, {len(suite.spec.arms)} arm variants")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report import terminal_tables, write_report
+    from .runner import RunOptions, run_suite
+
+    opts = RunOptions(arms=_csv(args.arms), tasks=_csv(args.tasks), limit=args.limit, model=args.model,
+                      device=args.device, dtype=args.dtype, batch_size=args.batch_size, use_cache=not args.no_cache,
+                      results=Path(args.results), trust_remote_code=args.trust_remote_code)
+    run_dir = run_suite(args.suite, opts, console)
+    report = write_report(run_dir)
+    for table in terminal_tables(run_dir):
+        console.print(table)
+    console.print(f"report: {report}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import terminal_tables, write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "scores.json").is_file():
+        err.print(f"error: {run_dir}: not a run directory (no scores.json); expected results/<suite>/<run-id>")
+        return 2
+    report = write_report(run_dir)
+    for table in terminal_tables(run_dir):
+        console.print(table)
+    console.print(f"report: {report}")
+    return 0
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="Prompt, fine-tune or retrieve? Measure it.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("ls", help="list suites").set_defaults(fn=cmd_ls)
+    v = sub.add_parser("validate", help="check a suite without running it")
+    v.add_argument("suite", help="suite name, directory or suite.yaml")
+    v.set_defaults(fn=cmd_validate)
+    r = sub.add_parser("run", help="run a suite's arm variants and report")
+    r.add_argument("suite")
+    r.add_argument("--arms", help="comma-separated arm variants (default: all)")
+    r.add_argument("--tasks", help="comma-separated tasks (default: all)")
+    r.add_argument("--limit", type=int, help="cap each task's test split (seeded subsample)")
+    r.add_argument("--model", help="override the suite's model spec")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--no-cache", action="store_true", help="recompute predictions even when cached")
+    r.add_argument("--results", default=os.environ.get("TRIDENT_RESULTS", "results"))
+    r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
+    r.set_defaults(fn=cmd_run)
+    rep = sub.add_parser("report", help="rebuild the report of a run directory (no model needed)")
+    rep.add_argument("run_dir")
+    rep.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SuiteError as e:
+        for problem in e.problems:
+            err.print(f"[red]error[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
+        err.print(f"{len(e.problems)} problem(s) found")
+        return 2
+    except KeyError as e:
+        err.print(f"error: {escape(str(e.args[0]))}", highlight=False, soft_wrap=True)
+        return 2
+    except Exception as e:  # last resort: one line, never a traceback, unless asked for
+        from .models import ModelError
+
+        if os.environ.get("TRIDENT_DEBUG"):
+            raise
+        kind = "" if isinstance(e, ModelError) else f"{type(e).__name__}: "
+        err.print(f"error: {escape(kind + str(e))} (set TRIDENT_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Typed, frozen specs of a suite, parsed from suite.yaml with every error located.
+
+A suite is declarative: pydantic models reject unknown keys and wrong types, and
+`parse_suite_yaml` turns each pydantic error into a `Problem` naming the file, the YAML line,
+the field path and what was expected, so `bench validate` can list them all at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+TaskKind = Literal["classification", "qa", "generation"]
+
+
+class Strict(BaseModel):
+    """Frozen, and unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubData(Strict):
+    """A dataset on the Hugging Face hub (needs a network), loaded with `datasets.load_dataset`."""
+
+    path: str = Field(description="hub dataset id, e.g. 'lex_glue'")
+    name: str | None = Field(None, description="dataset configuration name")
+    revision: str | None = Field(None, description="git revision to pin, for reproducibility")
+    splits: dict[Split, str] = Field(description="our split name -> the hub's split name")
+
+
+class DataSpec(Strict):
+    """Where a task's examples come from: exactly one of `files`, `file` or `hub`."""
+
+    files: dict[Split, str] | None = Field(None, description="one file per split (JSONL, CSV or parquet)")
+    file: str | None = Field(None, description="one file holding every split, told apart by `split_field`")
+    split_field: str = Field("split", description="the column naming the split when `file` is used")
+    hub: HubData | None = Field(None, description="a hub dataset (online users only)")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> "DataSpec":
+        given = [k for k in ("files", "file", "hub") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of 'files', 'file' or 'hub' (got {given or 'none'})")
+        return self
+
+
+class TaskSpec(Strict):
+    """One task of a suite: its data, fields, instruction, metrics and generation budget."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="identifier used in paths and tables")
+    kind: TaskKind = Field(description="classification | qa | generation")
+    description: str = ""
+    data: DataSpec
+    id_field: str = Field("id", description="unique example id column")
+    input_field: str = Field(description="the column shown to the model")
+    target_field: str = Field(description="the reference column; a list value means several acceptable references")
+    labels: list[str] | None = Field(None, description="the label set (classification only)")
+    label_text: dict[str, str] | None = Field(
+        None, description="how a label is written in prompts and scored; default: '_' becomes ' '")
+    instruction: str = Field(description="the task instruction, shared by every arm")
+    input_prefix: str = Field("Input", description="the name the prompt gives the input")
+    metrics: list[str] = Field(min_length=1, description="metric names from bench.metrics")
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="generation budget for qa/generation")
+    limit: dict[Split, int] | None = Field(
+        None, description="seeded subsample size per split (keeps the default run small)")
+
+    @model_validator(mode="after")
+    def _labels_match_kind(self) -> "TaskSpec":
+        if self.kind == "classification" and not self.labels:
+            raise ValueError("a classification task needs 'labels'")
+        if self.kind != "classification" and self.labels:
+            raise ValueError(f"'labels' is only for classification tasks, not {self.kind}")
+        if self.labels and len(set(self.labels)) != len(self.labels):
+            raise ValueError("'labels' holds a label twice")
+        return self
+
+    def verbalise(self, label: str) -> str:
+        """The words a label is written as in prompts and answers."""
+        if self.label_text and label in self.label_text:
+            return self.label_text[label]
+        return label.replace("_", " ")
+
+
+class CorpusSpec(Strict):
+    """Documents for retrieval: JSONL files with an id, a title and a text per line."""
+
+    files: list[str] = Field(min_length=1)
+    id_field: str = "id"
+    title_field: str = "title"
+    text_field: str = "text"
+
+
+class PromptArm(Strict):
+    """The prompt-engineered baseline: instruction plus k demonstrations from train."""
+
+    arm: Literal["prompt"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="variant name shown in reports")
+    shots: int = Field(0, ge=0, le=64, description="demonstrations drawn from train with the suite seed")
+    scoring: Literal["loglik", "generate"] = Field(
+        "loglik", description="classification: score every label (loglik) or parse generated text")
+    calibrate: bool = Field(
+        False, description="contextual calibration of label scores against content-free inputs")
+    tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
+
+
+ArmSpec = Annotated[Union[PromptArm], Field(discriminator="arm")]
+
+
+class SuiteSpec(Strict):
+    """A whole suite: model, seed, tasks, optional corpus and the arm variants to compare."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    model: str = Field("smollm2-135m", description="model spec: embedded name, hub id, path or random:<arch>")
+    seed: int = 0
+    tasks: list[TaskSpec] = Field(min_length=1)
+    corpus: CorpusSpec | None = None
+    arms: list[ArmSpec] = Field(min_length=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_task_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        names = [t.name for t in tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(dup)}")
+        return tasks
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arm_names(cls, arms: list[Any]) -> list[Any]:
+        names = [a.name for a in arms]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"arm variant names must be unique; repeated: {', '.join(dup)}")
+        return arms
+
+    def task(self, name: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(unknown_name("task", name, [t.name for t in self.tasks]))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a suite, located so a person can go straight to it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class SuiteError(Exception):
+    """Raised with every problem found, so callers print them all and exit non-zero."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def unknown_name(kind: str, name: str, known: list[str]) -> str:
+    """'unknown metric 'acc'; did you mean 'accuracy'? known: ...' — used by every registry."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {kind} '{name}'{hint} (known: {', '.join(sorted(known))})"
+
+
+def parse_suite_yaml(path: Path) -> SuiteSpec:
+    """Read and validate suite.yaml; raise SuiteError listing every problem with its line."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SuiteError([Problem(shown, None, "", f"not valid UTF-8 (byte {e.start}); save the file as UTF-8")])
+    except OSError as e:
+        raise SuiteError([Problem(shown, None, "", f"cannot read: {e.strerror}")])
+    try:
+        root_node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise SuiteError([Problem(shown, line, "", f"not valid YAML: {getattr(e, 'problem', e)}")])
+    if not isinstance(raw, dict):
+        raise SuiteError([Problem(shown, 1, "", "expected a mapping of suite keys (name, tasks, arms, ...)")])
+    try:
+        return SuiteSpec.model_validate(raw)
+    except ValidationError as e:
+        raise SuiteError([_problem_from_error(shown, root_node, raw, err) for err in e.errors()])
+
+
+def _problem_from_error(shown: str, root: yaml.Node | None, raw: Any, err: dict[str, Any]) -> Problem:
+    loc = _yaml_path(raw, err["loc"])
+    field = _dotted(loc)
+    line = _line_of(root, loc)
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        parent_model = _model_at(loc[:-1], raw)
+        known = list(parent_model.model_fields) if parent_model else []
+        return Problem(shown, line, field, unknown_name("key", str(loc[-1]), known))
+    if kind == "missing":
+        return Problem(shown, line, field, "required key is missing")
+    if kind == "literal_error":
+        got = err.get("input")
+        return Problem(shown, line, field, f"expected {err['ctx']['expected']}, got {got!r}")
+    if kind == "union_tag_invalid":
+        return Problem(shown, line, field, f"unknown arm {err['ctx']['tag']!r}; expected {err['ctx']['expected_tags']}")
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    got = err.get("input")
+    suffix = f", got {got!r}" if kind.endswith(("_type", "_parsing")) and not isinstance(got, (dict, list)) else ""
+    return Problem(shown, line, field, f"{msg[0].lower()}{msg[1:]}{suffix}")
+
+
+def _yaml_path(raw: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's union-tag steps (e.g. 'prompt' in arms.0.prompt.shots) from a location."""
+    out: list[Any] = []
+    node = raw
+    for step in loc:
+        if isinstance(node, dict) and step in node:
+            out.append(step)
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            out.append(step)
+            node = node[step]
+        elif isinstance(node, dict) and isinstance(step, str) and step not in node and step in ARM_SPECS:
+            continue
+        else:
+            out.append(step)
+            node = None
+    return tuple(out)
+
+
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for step in loc:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node that `loc` reaches."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for step in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == step), None)
+            if match is None:
+                return line
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _model_at(loc: tuple[Any, ...], raw: Any) -> type[BaseModel] | None:
+    """The pydantic model class that owns the mapping at `loc`, to suggest its known keys."""
+    model: type[BaseModel] | None = SuiteSpec
+    node = raw
+    for step in loc:
+        if isinstance(step, int):
+            node = node[step] if isinstance(node, list) and step < len(node) else None
+            if isinstance(node, dict) and node.get("arm") in ARM_SPECS:
+                model = ARM_SPECS[node["arm"]]
+            continue
+        field = model.model_fields.get(step) if model else None
+        node = node.get(step) if isinstance(node, dict) else None
+        if field is None:
+            return None
+        model = _models_in(field.annotation, node)
+    return model
+
+
+def _models_in(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """Unwrap list/Optional/Annotated/Union to the model class; an arm is picked by its tag."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(node, dict) and node.get("arm") in ARM_SPECS:
+        return ARM_SPECS[node["arm"]]
+    candidates = [m for a in typing.get_args(annotation) if (m := _models_in(a, node)) is not None]
+    return candidates[0] if candidates else None
+
+
+ARM_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptArm}
+
+
+def yaml_line(path: Path, loc: tuple[Any, ...]) -> int | None:
+    """Line of a key path in a YAML file, for problems found after parsing (files, labels)."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return _line_of(root, loc)

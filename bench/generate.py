@@ -1,0 +1,143 @@
+"""Batched label scoring and greedy generation, shared by every arm.
+
+Label scoring runs each prompt once (left-padded, length-sorted batches, logits kept only at
+the last position), then scores every label continuation from the cached keys and values, so
+a 12-label task costs one prompt pass plus a few label tokens per label.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ScoreResult:
+    """Summed log-probabilities [prompts, continuations], token counts and per-prompt seconds."""
+
+    logprob_sum: np.ndarray
+    n_tokens: np.ndarray
+    seconds: np.ndarray
+    prompt_tokens: np.ndarray
+
+    @property
+    def mean_logprob(self) -> np.ndarray:
+        return self.logprob_sum / self.n_tokens[None, :]
+
+
+def _encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    return [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+
+
+def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices sorted by length (longest first, so memory errors come early), cut into batches."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _left_pad(seqs: list[list[int]], pad_id: int, device: str):
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[r, width - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], continuations: Sequence[str], *,
+                        batch_size: int = 16, device: str = "cpu", progress: Progress | None = None) -> ScoreResult:
+    """log P(continuation | prompt) for every pair, sharing each prompt's forward pass."""
+    import torch
+
+    prompt_ids = _encode(tokenizer, prompts)
+    cont_ids = _encode(tokenizer, continuations)
+    if any(len(c) == 0 for c in cont_ids):
+        raise ValueError("a continuation encodes to no tokens")
+    n_cont, width = len(cont_ids), max(len(c) for c in cont_ids)
+    cont = torch.full((n_cont, width), tokenizer.pad_token_id, dtype=torch.long)
+    cont_mask = torch.zeros((n_cont, width), dtype=torch.long)
+    for i, c in enumerate(cont_ids):
+        cont[i, :len(c)] = torch.tensor(c)
+        cont_mask[i, :len(c)] = 1
+    cont, cont_mask = cont.to(device), cont_mask.to(device)
+    sums = np.zeros((len(prompts), n_cont))
+    seconds = np.zeros(len(prompts))
+    with torch.inference_mode():
+        for batch in _batches([len(p) for p in prompt_ids], batch_size):
+            start = time.perf_counter()
+            sums[batch] = _score_batch(model, [prompt_ids[i] for i in batch], cont, cont_mask,
+                                       tokenizer.pad_token_id, device)
+            seconds[batch] = (time.perf_counter() - start) / len(batch)
+            if progress:
+                progress(len(batch))
+    return ScoreResult(sums, cont_mask.sum(1).cpu().numpy(), seconds, np.array([len(p) for p in prompt_ids]))
+
+
+def _score_batch(model: Any, seqs: list[list[int]], cont, cont_mask, pad_id: int, device: str) -> np.ndarray:
+    import torch
+
+    ids, mask = _left_pad(seqs, pad_id, device)
+    b, n_cont, width = ids.shape[0], cont.shape[0], cont.shape[1]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)            # [b, vocab]
+    total = first[:, cont[:, 0]]                                           # [b, n_cont]
+    if width > 1:
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(n_cont)
+        feed = cont[:, :-1].repeat(b, 1)                                   # [b*n_cont, width-1]
+        feed_mask = cont_mask[:, :-1].repeat(b, 1)
+        full_mask = torch.cat([mask.repeat_interleave(n_cont, 0), feed_mask], dim=1)
+        lengths = mask.sum(-1).repeat_interleave(n_cont)
+        pos = lengths[:, None] + torch.arange(width - 1, device=device)[None, :]
+        logits = model(input_ids=feed, attention_mask=full_mask, position_ids=pos, past_key_values=cache,
+                       use_cache=False).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        target = cont[:, 1:].repeat(b, 1)
+        picked = logp.gather(-1, target[..., None])[..., 0] * cont_mask[:, 1:].repeat(b, 1)
+        total = total + picked.sum(-1).view(b, n_cont)
+    return total.cpu().numpy()
+
+
+@dataclass
+class Generation:
+    texts: list[str]
+    seconds: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+
+def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 16,
+             device: str = "cpu", progress: Progress | None = None) -> Generation:
+    """Greedy decoding with left padding, length-sorted batches, KV cache, stop at end of turn."""
+    import torch
+
+    prompt_ids = _encode(tokenizer, prompts)
+    texts = [""] * len(prompts)
+    seconds, out_tokens = np.zeros(len(prompts)), np.zeros(len(prompts), dtype=int)
+    stop = sorted({t for t in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")) if isinstance(t, int) and t >= 0})
+    with torch.inference_mode():
+        for batch in _batches([len(p) for p in prompt_ids], batch_size):
+            start = time.perf_counter()
+            ids, mask = _left_pad([prompt_ids[i] for i in batch], tokenizer.pad_token_id, device)
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                 num_beams=1, pad_token_id=tokenizer.pad_token_id, eos_token_id=stop,
+                                 temperature=None, top_p=None, top_k=None)
+            new = out[:, ids.shape[1]:]
+            for row, i in enumerate(batch):
+                toks = new[row].tolist()
+                cut = next((k for k, t in enumerate(toks) if t in stop), len(toks))
+                texts[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True).strip()
+                out_tokens[i] = cut
+            seconds[batch] = (time.perf_counter() - start) / len(batch)
+            if progress:
+                progress(len(batch))
+    return Generation(texts, seconds, np.array([len(p) for p in prompt_ids]), out_tokens)

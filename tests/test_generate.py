@@ -1,0 +1,31 @@
+import numpy as np
+import torch
+
+from bench.generate import generate, score_continuations
+
+
+def naive_logprob(lm, prompt, cont):
+    tok, model = lm.tokenizer, lm.model
+    p = tok(prompt, add_special_tokens=False).input_ids
+    c = tok(cont, add_special_tokens=False).input_ids
+    ids = torch.tensor([p + c])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+    return sum(logp[len(p) - 1 + k, t].item() for k, t in enumerate(c))
+
+
+def test_batched_prefix_scoring_matches_one_by_one(tiny_lm):
+    prompts = ["short", "a much longer prompt with more bytes in it", "mid-size prompt"]
+    conts = ["yes", "no", "maybe so"]
+    got = score_continuations(tiny_lm.model, tiny_lm.tokenizer, prompts, conts, batch_size=2)
+    want = np.array([[naive_logprob(tiny_lm, p, c) for c in conts] for p in prompts])
+    np.testing.assert_allclose(got.logprob_sum, want, rtol=1e-4, atol=1e-4)
+    assert list(got.n_tokens) == [3, 2, 8]
+
+
+def test_batched_generation_matches_batch_of_one(tiny_lm):
+    prompts = ["hello", "a longer prompt here", "x"]
+    batched = generate(tiny_lm.model, tiny_lm.tokenizer, prompts, max_new_tokens=6, batch_size=3)
+    single = [generate(tiny_lm.model, tiny_lm.tokenizer, [p], max_new_tokens=6, batch_size=1).texts[0] for p in prompts]
+    assert batched.texts == single
+    assert all(0 <= n <= 6 for n in batched.output_tokens)
