@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     opts = RunOptions(arms=_csv(args.arms), tasks=_csv(args.tasks), limit=args.limit, model=args.model,
                       device=args.device, dtype=args.dtype, batch_size=args.batch_size, use_cache=not args.no_cache,
-                      results=Path(args.results), trust_remote_code=args.trust_remote_code)
+                      results=Path(args.results), trust_remote_code=args.trust_remote_code, retrain=args.retrain)
     run_dir = run_suite(args.suite, opts, console)
     report = write_report(run_dir)
     for table in terminal_tables(run_dir):
@@ -100,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true", help="recompute predictions even when cached")
     r.add_argument("--results", default=os.environ.get("TRIDENT_RESULTS", "results"))
     r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
+    r.add_argument("--retrain", action="store_true", help="retrain fine-tuned variants even when cached")
     r.set_defaults(fn=cmd_run)
     rep = sub.add_parser("report", help="rebuild the report of a run directory (no model needed)")
     rep.add_argument("run_dir")

@@ -110,7 +110,49 @@ class PromptArm(Strict):
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
 
 
-ArmSpec = Annotated[Union[PromptArm], Field(discriminator="arm")]
+class FinetuneArm(Strict):
+    """Weights changed by training on the train split (early-stopped on validation)."""
+
+    arm: Literal["finetune"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="variant name shown in reports")
+    method: Literal["lora", "full", "head", "qlora"] = Field("lora", description="what is trained")
+    scope: Literal["per_task", "multi_task"] = Field("per_task", description="one model per task, or one for all tasks")
+    rank: int = Field(16, ge=1, description="LoRA rank")
+    alpha: float = Field(32, gt=0, description="LoRA alpha")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
+    target_modules: list[str] | None = Field(None, description="LoRA targets; default per architecture")
+    epochs: float = Field(3, gt=0, description="maximum passes over train")
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(8, ge=1, description="examples per optimiser step (before accumulation)")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
+    max_length: int = Field(512, ge=16, description="longest training sequence in tokens")
+    knowledge: Literal["none", "before", "mixed"] = Field(
+        "none", description="continued training on the suite corpus before or mixed with supervised training")
+    merge: bool = Field(False, description="merge LoRA weights into the base model for inference")
+    scoring: Literal["loglik", "generate"] = Field("loglik", description="classification scoring, as for prompt")
+    tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
+
+
+class RagArm(Strict):
+    """Retrieved context (corpus passages, or nearest train examples) in the shared template."""
+
+    arm: Literal["rag"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="variant name shown in reports")
+    mode: Literal["corpus", "examples"] = Field("corpus", description="retrieve passages or labelled train examples")
+    k: int = Field(4, ge=1, le=64, description="items retrieved per query")
+    embedder: str = Field("all-minilm-l6-v2", description="embedded name, sentence-transformers id or path")
+    chunk_tokens: int = Field(256, ge=16, description="chunk size in embedder tokens")
+    chunk_overlap: int = Field(32, ge=0, description="overlap between consecutive chunks")
+    index: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="FAISS index type")
+    max_context_tokens: int = Field(1024, ge=32, description="token budget for retrieved context in the prompt")
+    on: str | None = Field(None, description="a finetune variant of this suite to retrieve on top of")
+    calibrate: bool = Field(False, description="contextual calibration of label scores, as for prompt")
+    tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
+
+
+ArmSpec = Annotated[Union[PromptArm, FinetuneArm, RagArm], Field(discriminator="arm")]
 
 
 class SuiteSpec(Strict):
@@ -303,7 +345,7 @@ def _models_in(annotation: Any, node: Any) -> type[BaseModel] | None:
     return candidates[0] if candidates else None
 
 
-ARM_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptArm}
+ARM_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptArm, "finetune": FinetuneArm, "rag": RagArm}
 
 
 def yaml_line(path: Path, loc: tuple[Any, ...]) -> int | None:

@@ -34,6 +34,7 @@ class RunOptions:
     results: Path = field(default_factory=lambda: Path("results"))
     trust_remote_code: bool = False
     n_boot: int = 1000
+    retrain: bool = False
 
 
 def select(kind: str, wanted: list[str] | None, known: list[str]) -> list[str]:
@@ -78,7 +79,8 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
             tid = progress.add_task(label, total=total)
             return lambda n: progress.advance(tid, n)
 
-        ctx = ArmContext(get_model=get_model, seed=spec.seed, batch_size=opts.batch_size, progress=bar)
+        ctx = ArmContext(get_model=get_model, seed=spec.seed, batch_size=opts.batch_size, progress=bar, suite=suite,
+                         retrain=opts.retrain, log=lambda message: progress.console.print(message))
         for task_name in task_names:
             task = suite.tasks[task_name]
             test = task.split("test")
@@ -96,10 +98,12 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
                 key = stable_hash({
                     "model": model_id, "device": device.split(":")[0], "dtype": dtype, "seed": spec.seed,
                     "arm": arm_spec.model_dump(exclude={"name", "tasks"}), "code": code,
+                    "builds_on": _dependency_dump(spec, arm_spec),
+                    "corpus": stable_hash(suite.corpus) if getattr(arm_spec, "arm", "") == "rag" else None,
                     "task": task.spec.model_dump(exclude={"limit", "metrics", "description"}),
                     "test": examples_hash(test), "train": examples_hash(task.split("train")),
                 })
-                hit = cache.get(key) if opts.use_cache else None
+                hit = cache.get(key) if opts.use_cache and not opts.retrain else None
                 if hit:
                     rows, info = hit
                     progress.add_task(f"{arm_spec.name} · {task_name} (cached)", total=len(rows), completed=len(rows))
@@ -130,6 +134,17 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
         "cells": cells, **environment(),
     })
     return run_dir
+
+
+def _dependency_dump(spec, arm_spec) -> dict | None:
+    """A variant built on another (retrieval on a fine-tune) is keyed by that one's spec too."""
+    base = getattr(arm_spec, "on", None)
+    if not base:
+        return None
+    found = next((a for a in spec.arms if a.name == base), None)
+    if found is None:
+        raise KeyError(unknown_name("arm variant", base, [a.name for a in spec.arms]))
+    return found.model_dump(exclude={"name", "tasks"})
 
 
 def _iso(ts: float) -> str:

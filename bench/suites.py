@@ -92,9 +92,12 @@ def load_suite(name_or_path: str, *, apply_limits: bool = True, limit: int | Non
     `limit` caps every task's test split (a seeded subsample) for quick runs.
     """
     path = find_suite(name_or_path)
-    spec = parse_suite_yaml(path)
+    try:
+        spec = parse_suite_yaml(path)
+    except SuiteError as e:
+        raise SuiteError(e.problems + _problems_of_valid_tasks(path)) from None
     problems: list[Problem] = []
-    tasks = {t.name: _load_task(path, t, spec.seed, problems, apply_limits, limit) for t in spec.tasks}
+    tasks = {t.name: _load_task(path, i, t, spec.seed, problems, apply_limits, limit) for i, t in enumerate(spec.tasks)}
     corpus = _load_corpus(path, spec, problems)
     problems += _check_arms(path, spec, tasks)
     problems += _check_metrics(path, spec)
@@ -110,16 +113,38 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _idx(path: Path, task: TaskSpec) -> int:
-    """Index of a task in suite.yaml, for locating its lines."""
-    return parse_suite_yaml(path).tasks.index(task)
+def _problems_of_valid_tasks(path: Path) -> list[Problem]:
+    """When suite.yaml has schema errors, still check the data of every task that parses,
+    so one `bench validate` lists every problem at once."""
+    import yaml
+    from pydantic import ValidationError
+
+    from .metrics import METRICS
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    tasks = raw.get("tasks") if isinstance(raw, dict) else None
+    problems: list[Problem] = []
+    for i, t in enumerate(tasks if isinstance(tasks, list) else []):
+        try:
+            task = TaskSpec.model_validate(t)
+        except ValidationError:
+            continue
+        _load_task(path, i, task, 0, problems, apply_limits=False, limit=None)
+        for m in task.metrics:
+            if m not in METRICS:
+                problems.append(Problem(_rel(path), yaml_line(path, ("tasks", i, "metrics")), f"tasks[{i}].metrics",
+                                        unknown_name("metric", m, list(METRICS))))
+    return problems
 
 
-def _load_task(path: Path, task: TaskSpec, seed: int, problems: list[Problem],
+def _load_task(path: Path, index: int, task: TaskSpec, seed: int, problems: list[Problem],
                apply_limits: bool, limit: int | None) -> Task:
     by_split: dict[str, list[Example]] = {s: [] for s in SPLITS}
     seen_ids: dict[str, str] = {}
-    sources = _sources(path, task, problems)
+    sources = _sources(path, index, task, problems)
     for split_hint, shown, rows in sources:
         for line, rec in rows:
             where = (shown, line)
@@ -137,7 +162,7 @@ def _load_task(path: Path, task: TaskSpec, seed: int, problems: list[Problem],
     if sources:
         for s in SPLITS:
             if s in required and not by_split[s]:
-                problems.append(Problem(yaml_shown, yaml_line(path, ("tasks", _idx(path, task), "data")), f"task {task.name}",
+                problems.append(Problem(yaml_shown, yaml_line(path, ("tasks", index, "data")), f"task {task.name}",
                                         f"split '{s}' is empty; expected at least one example"))
     full_sizes = {s: len(v) for s, v in by_split.items()}
     caps = dict(task.limit or {}) if apply_limits else {}
@@ -150,21 +175,21 @@ def _load_task(path: Path, task: TaskSpec, seed: int, problems: list[Problem],
     return Task(spec=task, examples={s: v for s, v in by_split.items() if v}, full_sizes=full_sizes)
 
 
-def _sources(path: Path, task: TaskSpec, problems: list[Problem]) -> list[tuple[str | None, str, Iterator]]:
+def _sources(path: Path, index: int, task: TaskSpec, problems: list[Problem]) -> list[tuple[str | None, str, Iterator]]:
     """(split or None when the record names it, shown file name, iterator of (line, record))."""
     data, base, out = task.data, path.parent, []
     if data.files:
         for split, rel in data.files.items():
             f = base / rel
             if not f.is_file():
-                problems.append(Problem(_rel(path), yaml_line(path, ("tasks", _idx(path, task), "data", "files", split)),
+                problems.append(Problem(_rel(path), yaml_line(path, ("tasks", index, "data", "files", split)),
                                         f"task {task.name}: data.files.{split}", f"file not found: {_rel(f)}"))
                 continue
             out.append((split, _rel(f), list(read_records(f, problems))))
     elif data.file:
         f = base / data.file
         if not f.is_file():
-            problems.append(Problem(_rel(path), yaml_line(path, ("tasks", _idx(path, task), "data", "file")),
+            problems.append(Problem(_rel(path), yaml_line(path, ("tasks", index, "data", "file")),
                                     f"task {task.name}: data.file", f"file not found: {_rel(f)}"))
         else:
             out.append((None, _rel(f), list(read_records(f, problems))))

@@ -12,12 +12,16 @@ from ..suites import Task
 
 @dataclass
 class ArmContext:
-    """What an arm may use: the lazily loaded model, the suite seed and run settings."""
+    """What an arm may use: the lazily loaded base model, the suite (for corpus, train data and
+    the other arm variants it may build on), the seed and run settings."""
 
     get_model: Callable[[], Any]
     seed: int
     batch_size: int
     progress: Callable[[str, int], Callable[[int], None]] = field(default=lambda label, total: (lambda n: None))
+    suite: Any = None
+    retrain: bool = False
+    log: Callable[[str], None] = field(default=lambda message: None)
 
 
 class Arm(Protocol):
@@ -26,10 +30,29 @@ class Arm(Protocol):
     def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> list[dict[str, Any]]: ...
 
 
-def build_arm(spec: Any) -> Arm:
+def _prompt(spec: Any) -> Arm:
     from .prompt import PromptArm
 
-    arms: dict[str, Callable[[Any], Arm]] = {"prompt": PromptArm}
-    if spec.arm not in arms:
-        raise KeyError(unknown_name("arm", spec.arm, list(arms)))
-    return arms[spec.arm](spec)
+    return PromptArm(spec)
+
+
+def _finetune(spec: Any) -> Arm:
+    from .finetune import FinetuneArm
+
+    return FinetuneArm(spec)
+
+
+def _rag(spec: Any) -> Arm:
+    from .rag import RagArm
+
+    return RagArm(spec)
+
+
+ARMS: dict[str, Callable[[Any], Arm]] = {"prompt": _prompt, "finetune": _finetune, "rag": _rag}
+
+
+def build_arm(spec: Any) -> Arm:
+    """The arm object for a variant spec (imports only the arm in use: no torch for a report)."""
+    if spec.arm not in ARMS:
+        raise KeyError(unknown_name("arm", spec.arm, list(ARMS)))
+    return ARMS[spec.arm](spec)

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from bench.arms.prompt import calibrate, label_from_text, pick_demos
+from bench.report import markdown
+from bench.runner import RunOptions, run_suite
+from bench.suites import load_suite
+from rich.console import Console
+
+MINI = "tests/fixtures/mini"
+
+
+@pytest.fixture()
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIDENT_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def run(tmp_path, **kw):
+    return run_suite(MINI, RunOptions(results=tmp_path / "results", dtype="float32", **kw), Console(quiet=True))
+
+
+def test_run_writes_predictions_scores_and_describes_itself(isolated):
+    run_dir = run(isolated)
+    info = json.loads((run_dir / "run.json").read_text())
+    scores = json.loads((run_dir / "scores.json").read_text())
+    for key in ("spec", "model", "seed", "versions", "hardware", "git_sha", "timings", "data", "cells"):
+        assert key in info
+    assert info["model"]["dtype"] == "float32"
+    assert set(scores["tasks"]) == {"sentiment", "capitals", "shorten"}
+    assert set(scores["tasks"]["sentiment"]["arms"]) == {"zero-shot", "2-shot", "zero-shot-gen"}
+    assert scores["tasks"]["sentiment"]["arms"]["2-shot"]["mode"] == "loglik+calibrated"
+    est = scores["tasks"]["sentiment"]["arms"]["zero-shot"]["metrics"]["accuracy"]
+    assert est["low"] <= est["value"] <= est["high"] and est["n"] == 4
+    rows = [json.loads(l) for l in (run_dir / "predictions" / "zero-shot" / "sentiment.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    for r in rows:
+        assert {"id", "prompt_hash", "output", "references", "scores", "latency_s"} <= set(r)
+        assert r["output"] in ("positive", "negative")
+        assert r["scores"]["accuracy"] == float(r["output"] in r["references"])
+    assert "| zero-shot |" in markdown(run_dir)
+
+
+def test_second_run_is_served_from_cache_with_identical_outputs(isolated):
+    first = run(isolated)
+    second = run(isolated)
+    info = json.loads((second / "run.json").read_text())
+    assert all(c["cached"] for c in info["cells"])
+    assert info["timings"]["model_load_s"] is None  # the model is never loaded
+    for f in (first / "predictions").rglob("*.jsonl"):
+        assert f.read_text() == (second / "predictions" / f.relative_to(first / "predictions")).read_text()
+
+
+def test_changing_the_arm_invalidates_only_its_cells(isolated):
+    run(isolated)
+    third = run_suite(MINI, RunOptions(results=isolated / "r", dtype="bfloat16"), Console(quiet=True))
+    info = json.loads((third / "run.json").read_text())
+    assert not any(c["cached"] for c in info["cells"])  # dtype is part of every key
+
+
+def test_calibration_removes_a_constant_label_bias():
+    import numpy as np
+
+    raw = np.log(np.array([[0.9, 0.1], [0.7, 0.3], [0.75, 0.25]]))
+    content_free = np.log(np.array([[0.8, 0.2], [0.8, 0.2], [0.8, 0.2]]))
+    assert list(raw.argmax(1)) == [0, 0, 0]
+    assert list(calibrate(raw, content_free).argmax(1)) == [0, 1, 1]
+
+
+def test_label_from_text_maps_free_text_to_labels():
+    task = load_suite(MINI).tasks["sentiment"]
+    assert label_from_text(task, "Positive.") == "positive"
+    assert label_from_text(task, "I think it is negative overall") == "negative"
+    assert label_from_text(task, "no idea") == ""
+
+
+def test_demos_are_seeded_and_from_train():
+    task = load_suite(MINI).tasks["sentiment"]
+    a, b = pick_demos(task, 2, 0), pick_demos(task, 2, 0)
+    assert a == b and all(d.split == "train" for d in a)
