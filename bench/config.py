@@ -70,6 +70,8 @@ class TaskSpec(Strict):
     max_new_tokens: int = Field(32, ge=1, le=4096, description="generation budget for qa/generation")
     limit: dict[Split, int] | None = Field(
         None, description="seeded subsample size per split (keeps the default run small)")
+    gold_doc_field: str | None = Field(
+        None, description="column naming the corpus document that answers the example (for recall@k and MRR)")
 
     @model_validator(mode="after")
     def _labels_match_kind(self) -> "TaskSpec":

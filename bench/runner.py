@@ -14,7 +14,7 @@ from .arms import ArmContext, build_arm
 from .config import unknown_name
 from .data import examples_hash, stable_hash
 from .models import cache_root, choose_device, choose_dtype, fingerprint, load_model
-from .scoring import score_floor, score_predictions
+from .scoring import retrieval_scores, score_floor, score_predictions
 from .store import PredictionCache, code_fingerprint, environment, new_run_dir, write_json, write_jsonl
 from .suites import Suite, load_suite
 
@@ -111,17 +111,21 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
                     t0 = time.perf_counter()
                     rows = arm.predict(ctx, task, test)
                     info = {"seconds": round(time.perf_counter() - t0, 3), "created": _now(), "model": model_id,
-                            "device": device, "dtype": dtype}
+                            "device": device, "dtype": dtype, "costs": getattr(arm, "costs", {}).get(task_name, {})}
                     cache.put(key, rows, info)
                 result = score_predictions(task, rows, seed=spec.seed, n_boot=opts.n_boot)
                 write_jsonl(run_dir / "predictions" / arm_spec.name / f"{task_name}.jsonl", rows)
                 modes = sorted({r["mode"] for r in rows})
                 scores[task_name]["arms"][arm_spec.name] = {"metrics": result, "mode": ", ".join(modes)}
+                retrieval = retrieval_scores(task, rows, seed=spec.seed)
+                if retrieval:
+                    scores[task_name]["arms"][arm_spec.name]["retrieval"] = retrieval
                 cells.append({"arm": arm_spec.name, "task": task_name, "cache_key": key, "cached": bool(hit),
                               "predicted_at": info["created"], "predict_s": info["seconds"], "n": len(rows),
                               "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
                               "output_tokens": sum(r["output_tokens"] for r in rows),
-                              "mean_latency_s": round(sum(r["latency_s"] for r in rows) / max(1, len(rows)), 5)})
+                              "mean_latency_s": round(sum(r["latency_s"] for r in rows) / max(1, len(rows)), 5),
+                              "costs": info.get("costs", {})})
     timings["wall_s"] = round(time.time() - started, 2)
     write_json(run_dir / "scores.json", {"suite": spec.name, "tasks": scores})
     write_json(run_dir / "run.json", {

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from .metrics import get_metric
-from .stats import bootstrap
+from .stats import bootstrap, bootstrap_mean
 from .suites import Task
 
 
@@ -47,3 +47,23 @@ def score_floor(task: Task, examples: list, *, seed: int) -> dict[str, Any]:
     name, outputs = floor_outputs(task, examples)
     rows = [{"output": o, "references": list(e.targets)} for o, e in zip(outputs, examples)]
     return {"name": name, "metrics": score_predictions(task, rows, seed=seed, n_boot=200)}
+
+
+def retrieval_scores(task: Task, rows: list[dict[str, Any]], *, seed: int) -> dict[str, Any] | None:
+    """recall@1, recall@k and MRR of retrieved document ids against the gold document.
+
+    Needs the task's `gold_doc_field` and rows carrying `retrieved` (document ids, best first;
+    a document retrieved through several chunks counts once, at its best rank).
+    """
+    field = task.spec.gold_doc_field
+    if not field or not rows or "retrieved" not in rows[0]:
+        return None
+    gold = {e.id: e.meta.get(field) for e in task.split("test")}
+    k = max(len(r["retrieved"]) for r in rows)
+    ranks = []
+    for r in rows:
+        docs = list(dict.fromkeys(r["retrieved"]))
+        ranks.append(docs.index(gold[r["id"]]) + 1 if gold.get(r["id"]) in docs else None)
+    per = {"recall@1": [float(x == 1) for x in ranks], f"recall@{k}": [float(x is not None) for x in ranks],
+           "mrr": [1.0 / x if x else 0.0 for x in ranks]}
+    return {name: bootstrap_mean(v, seed=seed).to_dict() for name, v in per.items()}

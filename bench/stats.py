@@ -38,6 +38,19 @@ def bootstrap(metric: Metric, preds: Sequence[str], refss: Sequence[Refs], *,
     else:
         preds_a, refs_a = list(preds), list(refss)
         samples = np.array([metric.aggregate([preds_a[i] for i in row], [refs_a[i] for i in row]) for row in idx])
+    return _interval(value, samples, n, confidence)
+
+
+def bootstrap_mean(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> Estimate:
+    """The mean of per-example values (e.g. recall@k hits) with its bootstrap interval."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    idx = np.random.default_rng(seed).integers(0, arr.size, size=(n_boot, arr.size))
+    return _interval(float(arr.mean()), arr[idx].mean(axis=1), arr.size, confidence)
+
+
+def _interval(value: float, samples: np.ndarray, n: int, confidence: float) -> Estimate:
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
     return Estimate(value, float(low), float(high), n)
