@@ -16,6 +16,17 @@ def fmt(est: dict[str, float] | None) -> str:
     return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
 
 
+def retrieval_summary(scores: dict[str, Any] | None) -> str:
+    """'recall@1 0.62 · recall@4 0.85 · mrr 0.71' (point values; CIs are in scores.json)."""
+    if not scores:
+        return ""
+    return " · ".join(f"{k} {v['value']:.2f}" for k, v in scores.items())
+
+
+def _costs(costs: dict[str, Any]) -> str:
+    return "; ".join(f"{k} {v}" for k, v in costs.items() if not isinstance(v, (list, dict))) or "—"
+
+
 def _columns(scores: dict[str, Any]) -> list[tuple[str, str]]:
     return [(t, m) for t, s in scores["tasks"].items() for m in s["metrics"]]
 
@@ -43,9 +54,14 @@ def terminal_tables(run_dir: Path) -> list[Table]:
         for m in s["metrics"]:
             table.add_column(m, justify="right", no_wrap=True, min_width=20)
         table.add_column("mode", overflow="fold")
-        table.add_row("floor", *[fmt(s["floor"]["metrics"].get(m)) for m in s["metrics"]], "", style="dim")
+        retrieval = any("retrieval" in r for r in s["arms"].values())
+        if retrieval:
+            table.add_column("retrieval", overflow="fold")
+        table.add_row("floor", *[fmt(s["floor"]["metrics"].get(m)) for m in s["metrics"]], "", *([""] if retrieval else []),
+                      style="dim")
         for a, r in s["arms"].items():
-            table.add_row(a, *[fmt(r["metrics"].get(m)) for m in s["metrics"]], r["mode"])
+            extra = [retrieval_summary(r.get("retrieval"))] if retrieval else []
+            table.add_row(a, *[fmt(r["metrics"].get(m)) for m in s["metrics"]], r["mode"], *extra)
         tables.append(table)
     return tables
 
@@ -67,6 +83,17 @@ def markdown(run_dir: Path) -> str:
         cached = f"yes (from {c['predicted_at']})" if c["cached"] else "no"
         lines.append(f"| {c['arm']} | {c['task']} | {mode} | {cached} | {c['predict_s']} | {c['mean_latency_s']} | "
                      f"{c['prompt_tokens'] / max(1, c['n']):.0f} |")
+    with_retrieval = [(t, a, r["retrieval"]) for t, s in scores["tasks"].items() for a, r in s["arms"].items()
+                      if r.get("retrieval")]
+    if with_retrieval:
+        lines += ["", "## Retrieval quality (gold documents)", "", "| arm variant | task | " +
+                  " | ".join(with_retrieval[0][2]) + " |", "|---|---|" + "---|" * len(with_retrieval[0][2])]
+        for t, a, r in with_retrieval:
+            lines.append(f"| {a} | {t} | " + " | ".join(fmt(v) for v in r.values()) + " |")
+    costed = [c for c in run["cells"] if c.get("costs")]
+    if costed:
+        lines += ["", "## Costs", "", "| arm variant | task | costs |", "|---|---|---|"]
+        lines += [f"| {c['arm']} | {c['task']} | {_costs(c['costs'])} |" for c in costed]
     t = run["timings"]
     load = f"{t['model_load_s']} s" if t["model_load_s"] is not None else "skipped (every prediction was cached)"
     lines += ["", f"Wall time {t['wall_s']} s; model load {load}.", ""]
