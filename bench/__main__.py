@@ -48,6 +48,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    from .describe import describe
+    from .suites import load_suite
+
+    print(describe(load_suite(args.suite, apply_limits=False)))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import terminal_tables, write_report
     from .runner import RunOptions, run_suite
@@ -88,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a suite without running it")
     v.add_argument("suite", help="suite name, directory or suite.yaml")
     v.set_defaults(fn=cmd_validate)
+    d = sub.add_parser("describe", help="counts per split and label, length statistics (Markdown)")
+    d.add_argument("suite")
+    d.set_defaults(fn=cmd_describe)
     r = sub.add_parser("run", help="run a suite's arm variants and report")
     r.add_argument("suite")
     r.add_argument("--arms", help="comma-separated arm variants (default: all)")

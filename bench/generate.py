@@ -1,8 +1,9 @@
 """Batched label scoring and greedy generation, shared by every arm.
 
-Label scoring runs each prompt once (left-padded, length-sorted batches, logits kept only at
-the last position), then scores every label continuation from the cached keys and values, so
-a 12-label task costs one prompt pass plus a few label tokens per label.
+Label scoring computes the prefix that all prompts share (chat header, instruction, options,
+demonstrations) once, then each prompt's own suffix (left-padded, length-sorted batches, logits
+kept only at the last position), then every label continuation from the cached keys and
+values: a 12-label task costs one pass over each prompt's own tokens plus a few label tokens.
 """
 
 from __future__ import annotations
@@ -52,9 +53,20 @@ def _left_pad(seqs: list[list[int]], pad_id: int, device: str):
     return ids.to(device), mask.to(device)
 
 
+def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
+    """Tokens every sequence starts with, leaving at least one own token per sequence."""
+    if not seqs:
+        return 0
+    first, n = seqs[0], min(len(s) for s in seqs) - 1
+    for i in range(n):
+        if any(s[i] != first[i] for s in seqs):
+            return i
+    return max(n, 0)
+
+
 def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], continuations: Sequence[str], *,
                         batch_size: int = 16, device: str = "cpu", progress: Progress | None = None) -> ScoreResult:
-    """log P(continuation | prompt) for every pair, sharing each prompt's forward pass."""
+    """log P(continuation | prompt) for every pair, sharing the common prefix and each prompt's pass."""
     import torch
 
     prompt_ids = _encode(tokenizer, prompts)
@@ -70,24 +82,44 @@ def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], cont
     cont, cont_mask = cont.to(device), cont_mask.to(device)
     sums = np.zeros((len(prompts), n_cont))
     seconds = np.zeros(len(prompts))
+    shared = common_prefix_length(prompt_ids)
     with torch.inference_mode():
+        start = time.perf_counter()
+        prefix = _prefix_cache(model, prompt_ids[0][:shared], device) if shared else None
+        prefix_s = (time.perf_counter() - start) / max(1, len(prompts))
         for batch in _batches([len(p) for p in prompt_ids], batch_size):
             start = time.perf_counter()
-            sums[batch] = _score_batch(model, [prompt_ids[i] for i in batch], cont, cont_mask,
+            sums[batch] = _score_batch(model, [prompt_ids[i][shared:] for i in batch], prefix, shared, cont, cont_mask,
                                        tokenizer.pad_token_id, device)
-            seconds[batch] = (time.perf_counter() - start) / len(batch)
+            seconds[batch] = (time.perf_counter() - start) / len(batch) + prefix_s
             if progress:
                 progress(len(batch))
     return ScoreResult(sums, cont_mask.sum(1).cpu().numpy(), seconds, np.array([len(p) for p in prompt_ids]))
 
 
-def _score_batch(model: Any, seqs: list[list[int]], cont, cont_mask, pad_id: int, device: str) -> np.ndarray:
+def _prefix_cache(model: Any, ids: list[int], device: str):
+    import torch
+
+    x = torch.tensor([ids], device=device)
+    return model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=True, logits_to_keep=1).past_key_values
+
+
+def _score_batch(model: Any, seqs: list[list[int]], prefix: Any, shared: int, cont, cont_mask, pad_id: int,
+                 device: str) -> np.ndarray:
+    import copy
+
     import torch
 
     ids, mask = _left_pad(seqs, pad_id, device)
     b, n_cont, width = ids.shape[0], cont.shape[0], cont.shape[1]
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = None
+    if prefix is not None:
+        cache = copy.deepcopy(prefix)
+        cache.batch_repeat_interleave(b)
+        mask = torch.cat([torch.ones((b, shared), dtype=mask.dtype, device=device), mask], dim=1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
+                logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)            # [b, vocab]
     total = first[:, cont[:, 0]]                                           # [b, n_cont]
     if width > 1:

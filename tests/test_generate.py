@@ -29,3 +29,22 @@ def test_batched_generation_matches_batch_of_one(tiny_lm):
     single = [generate(tiny_lm.model, tiny_lm.tokenizer, [p], max_new_tokens=6, batch_size=1).texts[0] for p in prompts]
     assert batched.texts == single
     assert all(0 <= n <= 6 for n in batched.output_tokens)
+
+
+def test_shared_prefix_scoring_matches_one_by_one(tiny_lm):
+    head = "<|im_start|>user\nA long shared instruction with options a; b; c.\n\nInput: "
+    prompts = [head + "first one<|im_end|>\n<|im_start|>assistant\n", head + "2<|im_end|>\n<|im_start|>assistant\n",
+               head + "a third, longer input text here<|im_end|>\n<|im_start|>assistant\n"]
+    conts = ["alpha", "be", "gamma delta"]
+    got = score_continuations(tiny_lm.model, tiny_lm.tokenizer, prompts, conts, batch_size=2)
+    want = np.array([[naive_logprob(tiny_lm, p, c) for c in conts] for p in prompts])
+    np.testing.assert_allclose(got.logprob_sum, want, rtol=1e-4, atol=1e-4)
+
+
+def test_common_prefix_leaves_one_token():
+    from bench.generate import common_prefix_length
+
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4]]) == 2
+    assert common_prefix_length([[1, 2], [1, 2, 3]]) == 1
+    assert common_prefix_length([[5, 6, 7]]) == 2
+    assert common_prefix_length([[1], [2]]) == 0
