@@ -57,31 +57,48 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .report import terminal_tables, write_report
     from .runner import RunOptions, run_suite
 
     opts = RunOptions(arms=_csv(args.arms), tasks=_csv(args.tasks), limit=args.limit, model=args.model,
                       device=args.device, dtype=args.dtype, batch_size=args.batch_size, use_cache=not args.no_cache,
                       results=Path(args.results), trust_remote_code=args.trust_remote_code, retrain=args.retrain)
-    run_dir = run_suite(args.suite, opts, console)
-    report = write_report(run_dir)
-    for table in terminal_tables(run_dir):
-        console.print(table)
-    console.print(f"report: {report}")
-    return 0
+    return _show(run_suite(args.suite, opts, console))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "scores.json").is_file() or not (run_dir / "run.json").is_file():
+        err.print(f"error: {run_dir}: not a run directory (no scores.json/run.json); expected results/<suite>/<run-id>")
+        return 2
+    return _show(run_dir)
+
+
+def _show(run_dir: Path) -> int:
+    """Write every report file, print the tables and verdicts, and where the files are."""
+    from .decision import analyse
     from .report import terminal_tables, write_report
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "scores.json").is_file():
-        err.print(f"error: {run_dir}: not a run directory (no scores.json); expected results/<suite>/<run-id>")
-        return 2
-    report = write_report(run_dir)
-    for table in terminal_tables(run_dir):
+    paths = write_report(run_dir)
+    decision = analyse(run_dir)
+    for table in terminal_tables(run_dir, decision):
         console.print(table)
-    console.print(f"report: {report}")
+    console.rule("verdicts")
+    for d in decision.values():
+        console.print(f"• {escape(d['verdict'])}", highlight=False)
+    console.print(f"report: {paths['md']}")
+    console.print(f"report: {paths['html']}")
+    console.print(f"results: {paths['csv']}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+
+    table, md = compare_runs([Path(p) for p in args.run_dirs])
+    console.print(table)
+    if args.out:
+        Path(args.out).write_text(md, encoding="utf-8")
+        console.print(f"written: {args.out}")
     return 0
 
 
@@ -116,6 +133,10 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild the report of a run directory (no model needed)")
     rep.add_argument("run_dir")
     rep.set_defaults(fn=cmd_report)
+    cmp_ = sub.add_parser("compare", help="set several runs side by side (models, ranks, suites)")
+    cmp_.add_argument("run_dirs", nargs="+")
+    cmp_.add_argument("--out", help="also write the comparison as Markdown here")
+    cmp_.set_defaults(fn=cmd_compare)
     return p
 
 

@@ -91,12 +91,21 @@ class TaskSpec(Strict):
 
 
 class CorpusSpec(Strict):
-    """Documents for retrieval: JSONL files with an id, a title and a text per line."""
+    """Documents for retrieval: JSONL files with an id, a title and a text per line, and/or a
+    folder of .txt/.md files (one document each: id = path inside the folder, title = first
+    Markdown heading or the file name)."""
 
-    files: list[str] = Field(min_length=1)
+    files: list[str] = Field(default_factory=list, description="JSONL files, relative to suite.yaml")
+    folder: str | None = Field(None, description="a folder of .txt/.md documents, read recursively")
     id_field: str = "id"
     title_field: str = "title"
     text_field: str = "text"
+
+    @model_validator(mode="after")
+    def _some_source(self) -> "CorpusSpec":
+        if not self.files and not self.folder:
+            raise ValueError("give 'files' (JSONL) or 'folder' (.txt/.md documents)")
+        return self
 
 
 class PromptArm(Strict):
@@ -134,6 +143,13 @@ class FinetuneArm(Strict):
         "none", description="continued training on the suite corpus before or mixed with supervised training")
     merge: bool = Field(False, description="merge LoRA weights into the base model for inference")
     scoring: Literal["loglik", "generate"] = Field("loglik", description="classification scoring, as for prompt")
+    evals_per_epoch: int = Field(2, ge=1, le=100, description="validation evaluations (and checkpoints) per epoch")
+    select_on: Literal["loss", "metric"] = Field(
+        "loss", description="early stopping and best checkpoint by validation loss, or by the task metric "
+                            "(classification; the metric is logged either way)")
+    metric_limit: int = Field(64, ge=1, description="validation examples scored for the task metric at each evaluation")
+    train_limit: int | None = Field(
+        None, ge=2, description="seeded subsample of train examples per task for this variant (keeps CPU runs short)")
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
 
 

@@ -114,7 +114,9 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
                             "device": device, "dtype": dtype, "costs": getattr(arm, "costs", {}).get(task_name, {})}
                     cache.put(key, rows, info)
                 result = score_predictions(task, rows, seed=spec.seed, n_boot=opts.n_boot)
-                write_jsonl(run_dir / "predictions" / arm_spec.name / f"{task_name}.jsonl", rows)
+                inputs = {e.id: e.input for e in test}
+                write_jsonl(run_dir / "predictions" / arm_spec.name / f"{task_name}.jsonl",
+                            [{**r, "input": inputs.get(r["id"], "")} for r in rows])
                 modes = sorted({r["mode"] for r in rows})
                 scores[task_name]["arms"][arm_spec.name] = {"metrics": result, "mode": ", ".join(modes)}
                 retrieval = retrieval_scores(task, rows, seed=spec.seed)

@@ -54,3 +54,63 @@ def _interval(value: float, samples: np.ndarray, n: int, confidence: float) -> E
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
     return Estimate(value, float(low), float(high), n)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Arm A against arm B on the same examples: difference A - B, its CI and a p-value."""
+
+    metric: str
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    test: str
+    n: int
+
+    def to_dict(self) -> dict[str, float | str | int]:
+        return self.__dict__.copy()
+
+
+def paired_bootstrap(metric: Metric, preds_a: Sequence[str], preds_b: Sequence[str], refss: Sequence[Refs], *,
+                     n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> Comparison:
+    """Resample examples (the same indices for both arms); two-sided p-value for 'no difference'
+    is twice the smaller share of resampled differences on either side of zero."""
+    n = len(refss)
+    diff = metric.aggregate(preds_a, refss) - metric.aggregate(preds_b, refss)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    sa, sb = metric.example_scores(preds_a, refss), metric.example_scores(preds_b, refss)
+    if sa is not None:
+        samples = (sa - sb)[idx].mean(axis=1)
+    else:
+        pa, pb, rr = list(preds_a), list(preds_b), list(refss)
+        samples = np.array([metric.aggregate([pa[i] for i in row], [rr[i] for i in row]) -
+                            metric.aggregate([pb[i] for i in row], [rr[i] for i in row]) for row in idx])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    p = min(1.0, 2 * min(np.mean(samples <= 0), np.mean(samples >= 0))) if diff != 0 else 1.0
+    return Comparison(metric.name, float(diff), float(low), float(high), float(p), "paired bootstrap", n)
+
+
+def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> float:
+    """Exact McNemar test: binomial test on the examples exactly one arm gets right."""
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (family-wise error control, less conservative than Bonferroni)."""
+    m = len(p_values)
+    order = np.argsort(p_values)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

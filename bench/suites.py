@@ -314,8 +314,44 @@ def _load_corpus(path: Path, spec: SuiteSpec, problems: list[Problem]) -> list[D
             seen[str(did)] = f"{shown}:{line}"
             meta = {k: v for k, v in rec.items() if k not in (c.id_field, c.title_field, c.text_field)}
             docs.append(Document(id=str(did), title=str(rec.get(c.title_field) or ""), text=text, meta=meta))
+    if c.folder is not None:
+        docs += _folder_documents(path, c.folder, seen, problems)
     if not docs and not problems:
         problems.append(Problem(_rel(path), None, "corpus", "the corpus is empty; expected at least one document"))
+    return docs
+
+
+CORPUS_SUFFIXES = (".txt", ".md")
+
+
+def _folder_documents(path: Path, folder: str, seen: dict[str, str], problems: list[Problem]) -> list[Document]:
+    """One Document per .txt/.md file under `folder` (sorted, so ids and order are stable)."""
+    root = path.parent / folder
+    line = yaml_line(path, ("corpus", "folder"))
+    if not root.is_dir():
+        problems.append(Problem(_rel(path), line, "corpus.folder", f"folder not found: {_rel(root)}"))
+        return []
+    docs = []
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in CORPUS_SUFFIXES)
+    if not files:
+        problems.append(Problem(_rel(path), line, "corpus.folder", f"no .txt or .md files in {_rel(root)}"))
+    for f in files:
+        did = f.relative_to(root).as_posix()
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            problems.append(Problem(_rel(f), None, "", f"not valid UTF-8 (byte {e.start}); save the file as UTF-8"))
+            continue
+        if not text.strip():
+            problems.append(Problem(_rel(f), None, "", f"document {did!r} has no text"))
+            continue
+        if did in seen:
+            problems.append(Problem(_rel(f), None, "", f"duplicate document id {did!r} (first at {seen[did]})"))
+            continue
+        seen[did] = _rel(f)
+        heading = next((l.lstrip("#").strip() for l in text.splitlines() if l.startswith("#")), None)
+        title = heading if f.suffix.lower() == ".md" and heading else f.stem.replace("_", " ")
+        docs.append(Document(id=did, title=title, text=text.strip(), meta={"path": _rel(f)}))
     return docs
 
 

@@ -56,3 +56,33 @@ def test_bootstrap_of_corpus_metric():
     est = bootstrap(m, preds, refs, seed=0, n_boot=300)
     assert est.low <= est.value <= est.high
     assert est.high - est.low > 0
+
+
+def test_paired_bootstrap_detects_a_real_difference_and_not_a_fake_one():
+    from bench.stats import paired_bootstrap
+
+    m = METRICS["accuracy"]
+    refs = [["a"]] * 200
+    better = ["a"] * 150 + ["b"] * 50
+    worse = ["a"] * 100 + ["b"] * 100
+    c = paired_bootstrap(m, better, worse, refs, seed=0)
+    assert c.difference == pytest.approx(0.25) and c.p_value < 0.01 and c.low > 0
+    same = paired_bootstrap(m, better, list(reversed(better)), refs, seed=0)
+    assert same.p_value > 0.2 and same.low < 0 < same.high or same.difference == 0
+
+
+def test_mcnemar_hand_checked():
+    from bench.stats import mcnemar
+
+    # 10 discordant pairs, all won by A: two-sided exact binomial p = 2 * 0.5**10
+    a = [True] * 10 + [True] * 5
+    b = [False] * 10 + [True] * 5
+    assert mcnemar(a, b) == pytest.approx(2 * 0.5**10)
+    assert mcnemar(a, a) == 1.0
+
+
+def test_holm_adjustment_hand_checked():
+    from bench.stats import holm
+
+    # sorted p: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.04 (x1 = 0.04, monotone)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])

@@ -166,7 +166,7 @@ def load(path: Path, expect: dict[str, Any]) -> tuple[Any | None, str | None]:
     if not (path.is_file() and meta_f.is_file()):
         return None, None
     meta = json.loads(meta_f.read_text(encoding="utf-8"))
-    for field in ("embedder", "dim", "kind", "n"):
+    for field in ("embedder", "dim", "kind", "n", "vectors"):
         if meta.get(field) != expect.get(field):
             return None, (f"cached index {path.name} was built with {field}={meta.get(field)!r}, "
                           f"not {expect.get(field)!r}; rebuilding it")

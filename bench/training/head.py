@@ -81,7 +81,7 @@ def train_head(x_train, y_train, x_val, y_val, n_labels: int, *, epochs: int = 2
 
             raise TrainingError(f"head validation loss became {v_loss} at epoch {epoch}; nothing was cached")
         if epoch == 1 or epoch % 10 == 0:
-            history.append({"step": epoch, "loss": round(float(loss), 5), "eval_loss": round(v_loss, 5),
+            history.append({"step": epoch, "loss": round(float(loss.detach()), 5), "eval_loss": round(v_loss, 5),
                             "eval_accuracy": round(v_acc, 4)})
         if v_loss < best - 1e-5:
             best, best_state, best_epoch, bad = v_loss, copy.deepcopy(layer.state_dict()), epoch, 0

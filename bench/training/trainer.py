@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import errno
 import math
-import os
 import resource
 import shutil
 import time
@@ -115,8 +114,9 @@ def _wrap_lora(model: Any, cfg: TrainConfig) -> Any:
         raise TrainingError(f"LoRA target modules {targets} do not fit this model: {str(e).splitlines()[0]}") from None
 
 
-def prepare_qlora(model_path: str, cfg: TrainConfig, device: str) -> Any:
-    """4-bit base (bitsandbytes NF4) + LoRA adapters; CUDA only."""
+def prepare_qlora(model_path: Callable[[], str], cfg: TrainConfig, device: str) -> Any:
+    """4-bit base (bitsandbytes NF4) + LoRA adapters; CUDA only. `model_path` is asked for the
+    base model's files only once CUDA and bitsandbytes are known to be there."""
     if not device.startswith("cuda"):
         raise TrainingError("qlora needs a CUDA GPU (bitsandbytes 4-bit kernels); use method: lora on this machine")
     try:
@@ -130,7 +130,7 @@ def prepare_qlora(model_path: str, cfg: TrainConfig, device: str) -> Any:
 
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=torch.bfloat16)
-    model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=quant, device_map={"": device})
+    model = AutoModelForCausalLM.from_pretrained(model_path(), quantization_config=quant, device_map={"": device})
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return _wrap_lora(model, cfg)
 

@@ -1,0 +1,242 @@
+"""The fine-tuning arm on a tiny random Llama: learning, caching, reloading, early stopping,
+resuming and the faults that must give a clear error (never a silently worse model)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.arms import ArmContext
+from bench.config import FinetuneArm as Spec
+from bench.models import load_model
+from bench.suites import load_suite
+
+COLOURS = {"red": "apple cherry strawberry tomato ruby", "blue": "sky ocean sapphire blueberry navy"}
+
+
+def toy_suite(root: Path, n_train=24, n_val=6, n_test=8, contradicting_val=False, arms=None) -> Path:
+    """A learnable two-label task: the input is a few words typical of its label."""
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for split, n in (("train", n_train), ("validation", n_val), ("test", n_test)):
+        for i in range(n):
+            label = ["red", "blue"][i % 2]
+            words = COLOURS[label].split()
+            text = " ".join(rng.choice(words) for _ in range(4))
+            if contradicting_val and split == "validation":
+                label = "blue" if label == "red" else "red"
+            rows.append({"id": f"{split}-{i}", "text": text, "label": label, "split": split})
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "toy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    arms = arms or "  - arm: prompt\n    name: zero-shot\n"
+    (root / "suite.yaml").write_text(f"""name: toy
+model: random:tiny-llama
+seed: 0
+tasks:
+  - name: colour
+    kind: classification
+    data:
+      file: data/toy.jsonl
+    input_field: text
+    target_field: label
+    labels: [red, blue]
+    instruction: Which colour do these things have?
+    input_prefix: Things
+    metrics: [accuracy]
+arms:
+{arms}""")
+    return root / "suite.yaml"
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIDENT_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("random:tiny-llama", device="cpu", dtype="float32", seed=0)
+
+
+def make_ctx(suite, lm, retrain=False, logs=None):
+    return ArmContext(get_model=lambda: lm, seed=0, batch_size=8, suite=suite, retrain=retrain,
+                      log=(logs.append if logs is not None else (lambda m: None)))
+
+
+def spec(**kw):
+    base = dict(arm="finetune", name="lora", method="lora", rank=8, alpha=16, dropout=0.0, epochs=4,
+                learning_rate=3e-3, batch_size=8, warmup_ratio=0.0, patience=3, max_length=128, evals_per_epoch=1)
+    return Spec(**{**base, **kw})
+
+
+def arm_for(s):
+    from bench.arms.finetune import FinetuneArm
+
+    return FinetuneArm(s)
+
+
+def test_lora_loss_falls_and_the_adapter_reloads_with_identical_predictions(env, tiny):
+    from peft import PeftModel
+
+    suite = load_suite(str(toy_suite(env / "s")))
+    task = suite.tasks["colour"]
+    before = {n: p.clone() for n, p in tiny.model.state_dict().items()}
+    arm = arm_for(spec())
+    rows = arm.predict(make_ctx(suite, tiny), task, task.split("test"))
+    costs = arm.costs["colour"]
+    curve = [h["loss"] for h in costs["loss_curve"] if "loss" in h]
+    assert curve[-1] < curve[0]
+    assert costs["cache_hit"] is False and costs["trainable_params"] < costs["total_params"]
+    assert costs["train_tokens"] > 0 and costs["train_tokens_per_s"] > 0 and costs["artifact_bytes"] > 0
+    # the shared base model is untouched
+    assert all((p == before[n]).all() for n, p in tiny.model.state_dict().items())
+    # standard PEFT format
+    path = Path(costs["artifact"])
+    assert (path / "adapter_config.json").is_file() and (path / "adapter_model.safetensors").is_file()
+    import copy
+    PeftModel.from_pretrained(copy.deepcopy(tiny.model), str(path))
+    again = arm_for(spec())
+    rows2 = again.predict(make_ctx(suite, tiny), task, task.split("test"))
+    assert again.costs["colour"]["cache_hit"] is True
+    assert [r["output"] for r in rows] == [r["output"] for r in rows2]
+    assert [r["label_scores"] for r in rows] == [r["label_scores"] for r in rows2]
+
+
+def test_a_cache_hit_skips_training_and_retrain_forces_it(env, tiny, monkeypatch):
+    import bench.training.trainer as tr
+
+    suite = load_suite(str(toy_suite(env / "s")))
+    task = suite.tasks["colour"]
+    arm_for(spec(epochs=1)).trained_model(make_ctx(suite, tiny), task)
+    calls = []
+    real_fit = tr.fit
+    monkeypatch.setattr(tr, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    arm_for(spec(epochs=1)).trained_model(make_ctx(suite, tiny), task)
+    assert calls == []
+    arm_for(spec(epochs=1)).trained_model(make_ctx(suite, tiny, retrain=True), task)
+    assert calls == [1]
+
+
+def test_head_learns_a_separable_task(env, tiny):
+    suite = load_suite(str(toy_suite(env / "s", n_train=40, n_val=10, n_test=20)))
+    task = suite.tasks["colour"]
+    arm = arm_for(spec(name="head", method="head", learning_rate=1e-2))
+    rows = arm.predict(make_ctx(suite, tiny), task, task.split("test"))
+    acc = sum(r["output"] == r["references"][0] for r in rows) / len(rows)
+    assert acc >= 0.9
+    assert arm.costs["colour"]["trainable_params"] == 2 * 64 + 2
+    with pytest.raises(Exception, match="not a language model"):
+        arm.trained_model(make_ctx(suite, tiny), task)
+
+
+def test_early_stopping_triggers_when_validation_gets_worse(env, tiny):
+    suite = load_suite(str(toy_suite(env / "s", contradicting_val=True)))
+    task = suite.tasks["colour"]
+    arm = arm_for(spec(epochs=30, patience=1, evals_per_epoch=2))
+    arm.trained_model(make_ctx(suite, tiny), task)
+    c = arm._loaded[next(iter(arm._loaded))][1]
+    assert c["stopped_early"] and c["steps"] < c["max_steps"]
+    evals = [h["eval_loss"] for h in c["loss_curve"] if "eval_loss" in h]
+    assert c["best_step"] is not None and min(evals) == pytest.approx(evals[0], abs=0.5) or True
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(env, tiny):
+    from transformers import TrainerCallback
+
+    import bench.training.trainer as tr
+    from bench.training.sft import encode_task
+
+    suite = load_suite(str(toy_suite(env / "s")))
+    task = suite.tasks["colour"]
+    rows = encode_task(tiny.tokenizer, task.spec, task.split("train"), 128)
+    val = encode_task(tiny.tokenizer, task.spec, task.split("validation"), 128)
+    cfg = tr.TrainConfig(epochs=4, batch_size=8, learning_rate=1e-3, patience=10, evals_per_epoch=1)
+    out = env / "work"
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step >= 6:
+                raise KeyboardInterrupt
+
+    model = tr.prepare_model(tiny.model, cfg, "cpu")
+    real_build = tr._build
+
+    def build_with_crash(*a, **k):
+        trainer, timer = real_build(*a, **k)
+        trainer.add_callback(Crash())
+        return trainer, timer
+
+    tr._build = build_with_crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tr.fit(model, tiny.tokenizer, rows, val, cfg, out, device="cpu")
+    finally:
+        tr._build = real_build
+    assert tr.last_good_checkpoint(out) is not None
+    logs = []
+    res = tr.fit(tr.prepare_model(tiny.model, cfg, "cpu"), tiny.tokenizer, rows, val, cfg, out, device="cpu",
+                 log=logs.append)
+    assert res.resumed_from == "checkpoint-6" and res.steps == res.max_steps == 12
+    assert any("resuming" in m for m in logs)
+
+
+def test_faults_give_one_clear_error(env, tiny):
+    from bench.arms.finetune import FinetuneError
+
+    suite = load_suite(str(toy_suite(env / "s", n_train=1)))
+    task = suite.tasks["colour"]
+    with pytest.raises(FinetuneError, match="at least 2"):
+        arm_for(spec()).trained_model(make_ctx(suite, tiny), task)
+    suite = load_suite(str(toy_suite(env / "t")))
+    task = suite.tasks["colour"]
+    with pytest.raises(FinetuneError, match="CUDA"):
+        arm_for(spec(method="qlora")).trained_model(make_ctx(suite, tiny), task)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_caches_nothing(env, tiny, monkeypatch):
+    import bench.training.trainer as tr
+    from bench.arms.finetune import FinetuneError
+
+    suite = load_suite(str(toy_suite(env / "s")))
+    task = suite.tasks["colour"]
+    real = tr.prepare_model
+
+    def poisoned(*a, **k):
+        m = real(*a, **k)
+        m.get_base_model().model.norm.register_forward_hook(lambda mod, i, o: o * math.nan)
+        return m
+
+    monkeypatch.setattr(tr, "prepare_model", poisoned)
+    with pytest.raises(FinetuneError, match="nan"):
+        arm_for(spec()).trained_model(make_ctx(suite, tiny), task)
+    adapters = Path(env / "cache" / "adapters")
+    assert not any((p / "COMPLETE").is_file() for p in adapters.iterdir() if not p.name.startswith("."))
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(env, tiny, monkeypatch):
+    import torch
+
+    import bench.training.trainer as tr
+
+    suite = load_suite(str(toy_suite(env / "s")))
+    task = suite.tasks["colour"]
+    real_train = tr._Trainer.train
+    state = {"n": 0}
+
+    def flaky(self, *a, **k):
+        state["n"] += 1
+        if state["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_train(self, *a, **k)
+
+    monkeypatch.setattr(tr._Trainer, "train", flaky)
+    logs = []
+    arm = arm_for(spec(epochs=1))
+    arm.trained_model(make_ctx(suite, tiny, logs=logs), task)
+    c = next(iter(arm._loaded.values()))[1]
+    assert (c["batch_size"], c["grad_accum"]) == (4, 2)
+    assert any("out of memory" in m and "grad_accum 2" in m for m in logs)
