@@ -122,7 +122,33 @@ METRICS: dict[str, Metric] = {
 }
 
 
+HUB_PREFIX = "evaluate:"
+
+
 def get_metric(name: str) -> Metric:
+    """A built-in metric, or `evaluate:<id or path>` for a metric loaded with `evaluate.load`
+    (online users; hub metric scripts are fetched, so the built-ins never depend on it)."""
+    if name.startswith(HUB_PREFIX):
+        return _evaluate_metric(name[len(HUB_PREFIX):])
     if name not in METRICS:
         raise KeyError(unknown_name("metric", name, list(METRICS)))
     return METRICS[name]
+
+
+@lru_cache(maxsize=None)
+def _evaluate_metric(ref: str) -> Metric:
+    import evaluate
+
+    try:
+        module = evaluate.load(ref)
+    except Exception as e:  # offline, unknown id, broken script: one message for all
+        raise KeyError(f"cannot load metric '{ref}' with evaluate.load (needs a network for hub metrics): "
+                       f"{str(e).splitlines()[0]}") from None
+
+    def corpus(preds: Sequence[str], refss: Sequence[Refs]) -> float:
+        result = module.compute(predictions=list(preds), references=[r[0] for r in refss])
+        numbers = [v for v in result.values() if isinstance(v, (int, float))]
+        key = ref.rsplit("/", 1)[-1].removesuffix(".py")
+        return float(result.get(key, numbers[0] if numbers else float("nan")))
+
+    return Metric(HUB_PREFIX + ref, ("classification", "qa", "generation"), corpus=corpus)

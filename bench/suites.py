@@ -378,6 +378,8 @@ def _check_metrics(path: Path, spec: SuiteSpec) -> list[Problem]:
     out = []
     for i, t in enumerate(spec.tasks):
         for m in t.metrics:
+            if m.startswith("evaluate:"):
+                continue  # loaded (and checked) when scoring: it may need a network
             if m not in METRICS:
                 out.append(Problem(_rel(path), yaml_line(path, ("tasks", i, "metrics")), f"tasks[{i}].metrics", unknown_name("metric", m, list(METRICS))))
             elif t.kind not in METRICS[m].kinds:

@@ -86,3 +86,30 @@ def test_holm_adjustment_hand_checked():
 
     # sorted p: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.04 (x1 = 0.04, monotone)
     assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+
+
+def test_evaluate_metric_from_a_local_script_stands_in_for_the_hub(tmp_path):
+    script = tmp_path / "share_equal.py"
+    script.write_text('''
+import datasets
+import evaluate
+
+
+class ShareEqual(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(description="share of equal strings", citation="", inputs_description="",
+                                   features=datasets.Features({"predictions": datasets.Value("string"),
+                                                               "references": datasets.Value("string")}))
+
+    def _compute(self, predictions, references):
+        return {"share_equal": sum(p == r for p, r in zip(predictions, references)) / len(predictions)}
+''')
+    m = get_metric(f"evaluate:{script}")
+    assert m.aggregate(["a", "b", "c", "d"], [["a"], ["x"], ["c"], ["d"]]) == pytest.approx(0.75)
+    est = bootstrap(m, ["a", "b", "c", "d"], [["a"], ["x"], ["c"], ["d"]], n_boot=50)
+    assert est.low <= 0.75 <= est.high
+
+
+def test_evaluate_metric_that_cannot_load_is_one_clear_error(tmp_path):
+    with pytest.raises(KeyError, match="cannot load metric"):
+        get_metric(f"evaluate:{tmp_path / 'missing.py'}")
