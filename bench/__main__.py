@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="override the suite's model spec")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--batch-size", type=int, default=None, help="default: 16 on CUDA, 8 on CPU")
     r.add_argument("--no-cache", action="store_true", help="recompute predictions even when cached")
     r.add_argument("--results", default=os.environ.get("TRIDENT_RESULTS", "results"))
     r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")

@@ -161,6 +161,9 @@ class RagArm(Strict):
     mode: Literal["corpus", "examples"] = Field("corpus", description="retrieve passages or labelled train examples")
     k: int = Field(4, ge=1, le=64, description="items retrieved per query")
     embedder: str = Field("all-minilm-l6-v2", description="embedded name, sentence-transformers id or path")
+    embed_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="embedder precision; auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
+    embed_batch_size: int = Field(32, ge=1, le=4096, description="texts per embedding batch (length-sorted)")
     chunk_tokens: int = Field(256, ge=16, description="chunk size in embedder tokens")
     chunk_overlap: int = Field(32, ge=0, description="overlap between consecutive chunks")
     index: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="FAISS index type")

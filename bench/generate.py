@@ -73,14 +73,8 @@ def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], cont
     cont_ids = _encode(tokenizer, continuations)
     if any(len(c) == 0 for c in cont_ids):
         raise ValueError("a continuation encodes to no tokens")
-    n_cont, width = len(cont_ids), max(len(c) for c in cont_ids)
-    cont = torch.full((n_cont, width), tokenizer.pad_token_id, dtype=torch.long)
-    cont_mask = torch.zeros((n_cont, width), dtype=torch.long)
-    for i, c in enumerate(cont_ids):
-        cont[i, :len(c)] = torch.tensor(c)
-        cont_mask[i, :len(c)] = 1
-    cont, cont_mask = cont.to(device), cont_mask.to(device)
-    sums = np.zeros((len(prompts), n_cont))
+    packed = _pack_continuations(cont_ids, device)
+    sums = np.zeros((len(prompts), len(cont_ids)))
     seconds = np.zeros(len(prompts))
     shared = common_prefix_length(prompt_ids)
     with torch.inference_mode():
@@ -89,12 +83,42 @@ def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], cont
         prefix_s = (time.perf_counter() - start) / max(1, len(prompts))
         for batch in _batches([len(p) for p in prompt_ids], batch_size):
             start = time.perf_counter()
-            sums[batch] = _score_batch(model, [prompt_ids[i][shared:] for i in batch], prefix, shared, cont, cont_mask,
+            sums[batch] = _score_batch(model, [prompt_ids[i][shared:] for i in batch], prefix, shared, packed,
                                        tokenizer.pad_token_id, device)
             seconds[batch] = (time.perf_counter() - start) / len(batch) + prefix_s
             if progress:
                 progress(len(batch))
-    return ScoreResult(sums, cont_mask.sum(1).cpu().numpy(), seconds, np.array([len(p) for p in prompt_ids]))
+    return ScoreResult(sums, np.array([len(c) for c in cont_ids]), seconds, np.array([len(p) for p in prompt_ids]))
+
+
+@dataclass
+class _Packed:
+    """All continuations as one packed sequence (every token but each one's last), so their
+    remaining tokens are scored in one pass without copying the prompt's cache per label."""
+
+    first: Any          # [n_cont] first token of each continuation
+    feed: Any           # [F] tokens fed after the prompt
+    offset: Any         # [F] position of each fed token within its continuation
+    owner: Any          # [F] which continuation each fed token belongs to
+    target: Any         # [F] the token each fed position must predict
+    n_cont: int
+
+
+def _pack_continuations(cont_ids: list[list[int]], device: str) -> _Packed:
+    import torch
+
+    feed, offset, owner, target = [], [], [], []
+    for c, ids in enumerate(cont_ids):
+        for j in range(len(ids) - 1):
+            feed.append(ids[j])
+            offset.append(j)
+            owner.append(c)
+            target.append(ids[j + 1])
+
+    def t(x):
+        return torch.tensor(x, dtype=torch.long, device=device)
+
+    return _Packed(t([c[0] for c in cont_ids]), t(feed), t(offset), t(owner), t(target), len(cont_ids))
 
 
 def _prefix_cache(model: Any, ids: list[int], device: str):
@@ -104,14 +128,14 @@ def _prefix_cache(model: Any, ids: list[int], device: str):
     return model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=True, logits_to_keep=1).past_key_values
 
 
-def _score_batch(model: Any, seqs: list[list[int]], prefix: Any, shared: int, cont, cont_mask, pad_id: int,
+def _score_batch(model: Any, seqs: list[list[int]], prefix: Any, shared: int, packed: _Packed, pad_id: int,
                  device: str) -> np.ndarray:
     import copy
 
     import torch
 
     ids, mask = _left_pad(seqs, pad_id, device)
-    b, n_cont, width = ids.shape[0], cont.shape[0], cont.shape[1]
+    b = ids.shape[0]
     positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)
     cache = None
     if prefix is not None:
@@ -120,22 +144,22 @@ def _score_batch(model: Any, seqs: list[list[int]], prefix: Any, shared: int, co
         mask = torch.cat([torch.ones((b, shared), dtype=mask.dtype, device=device), mask], dim=1)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
                 logits_to_keep=1)
-    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)            # [b, vocab]
-    total = first[:, cont[:, 0]]                                           # [b, n_cont]
-    if width > 1:
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(n_cont)
-        feed = cont[:, :-1].repeat(b, 1)                                   # [b*n_cont, width-1]
-        feed_mask = cont_mask[:, :-1].repeat(b, 1)
-        full_mask = torch.cat([mask.repeat_interleave(n_cont, 0), feed_mask], dim=1)
-        lengths = mask.sum(-1).repeat_interleave(n_cont)
-        pos = lengths[:, None] + torch.arange(width - 1, device=device)[None, :]
-        logits = model(input_ids=feed, attention_mask=full_mask, position_ids=pos, past_key_values=cache,
-                       use_cache=False).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        target = cont[:, 1:].repeat(b, 1)
-        picked = logp.gather(-1, target[..., None])[..., 0] * cont_mask[:, 1:].repeat(b, 1)
-        total = total + picked.sum(-1).view(b, n_cont)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)             # [b, vocab]
+    total = first[:, packed.first]                                          # [b, n_cont]
+    n_fed = packed.feed.shape[0]
+    if n_fed:
+        # Each fed token sees the whole prompt (where not padding) and the earlier tokens of its
+        # own continuation only: a block-diagonal causal mask over the packed continuations.
+        same = packed.owner[:, None] == packed.owner[None, :]
+        causal = packed.offset[:, None] >= packed.offset[None, :]
+        allowed = torch.cat([mask.bool()[:, None, :].expand(b, n_fed, -1), (same & causal)[None].expand(b, -1, -1)], -1)
+        dtype = next(model.parameters()).dtype
+        bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
+        pos = mask.sum(-1)[:, None] + packed.offset[None, :]
+        logits = model(input_ids=packed.feed[None].expand(b, -1), attention_mask=bias[:, None], position_ids=pos,
+                       past_key_values=out.past_key_values, use_cache=False).logits.float()
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, packed.target[None, :, None].expand(b, -1, 1))[..., 0]
+        total = total.index_add(1, packed.owner, logp)
     return total.cpu().numpy()
 
 

@@ -129,9 +129,12 @@ def _load_pretrained(name: str, trust_remote_code: bool):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(name).is_dir()
+    # Read at call time (huggingface_hub reads it once at import), so an offline user fails fast.
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
     try:
-        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, local_files_only=offline)
+        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code,
+                                                     local_files_only=offline)
     except OSError as e:
         where = "the directory" if local else "the hub (needs a network, or a copy in the HF cache)"
         raise ModelError(f"cannot load model '{name}' from {where}: {str(e).splitlines()[0]}") from None

@@ -29,7 +29,7 @@ class RunOptions:
     model: str | None = None
     device: str | None = None
     dtype: str | None = None
-    batch_size: int = 16
+    batch_size: int | None = None  # None: 16 on CUDA, 8 on CPU (measured faster there)
     use_cache: bool = True
     results: Path = field(default_factory=lambda: Path("results"))
     trust_remote_code: bool = False
@@ -79,7 +79,8 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
             tid = progress.add_task(label, total=total)
             return lambda n: progress.advance(tid, n)
 
-        ctx = ArmContext(get_model=get_model, seed=spec.seed, batch_size=opts.batch_size, progress=bar, suite=suite,
+        batch = opts.batch_size or (16 if device.startswith("cuda") else 8)
+        ctx = ArmContext(get_model=get_model, seed=spec.seed, batch_size=batch, progress=bar, suite=suite,
                          retrain=opts.retrain, log=lambda message: progress.console.print(message))
         for task_name in task_names:
             task = suite.tasks[task_name]

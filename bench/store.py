@@ -83,7 +83,8 @@ class PredictionCache:
 def code_fingerprint() -> str:
     """Hash of the source files that shape predictions: an edit there invalidates the cache."""
     pkg = Path(__file__).parent
-    files = [pkg / n for n in ("prompts.py", "generate.py", "models.py")] + sorted((pkg / "arms").glob("*.py"))
+    files = [pkg / n for n in ("prompts.py", "generate.py", "models.py")]
+    files += sorted(f for sub in ("arms", "retrieval", "training") for f in (pkg / sub).glob("*.py"))
     return stable_hash([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
 
 

@@ -15,7 +15,7 @@ from bench.suites import load_suite
 COLOURS = {"red": "apple cherry strawberry tomato ruby", "blue": "sky ocean sapphire blueberry navy"}
 
 
-def toy_suite(root: Path, n_train=24, n_val=6, n_test=8, contradicting_val=False, arms=None) -> Path:
+def toy_suite(root: Path, n_train=24, n_val=6, n_test=8, contradicting_val=False, arms=None, extra="") -> Path:
     """A learnable two-label task: the input is a few words typical of its label."""
     import random
 
@@ -46,7 +46,7 @@ tasks:
     instruction: Which colour do these things have?
     input_prefix: Things
     metrics: [accuracy]
-arms:
+{extra}arms:
 {arms}""")
     return root / "suite.yaml"
 
@@ -88,14 +88,14 @@ def test_lora_loss_falls_and_the_adapter_reloads_with_identical_predictions(env,
     arm = arm_for(spec())
     rows = arm.predict(make_ctx(suite, tiny), task, task.split("test"))
     costs = arm.costs["colour"]
-    curve = [h["loss"] for h in costs["loss_curve"] if "loss" in h]
+    curve = [loss for _, loss in costs["loss_curves"]["train"]]
     assert curve[-1] < curve[0]
     assert costs["cache_hit"] is False and costs["trainable_params"] < costs["total_params"]
     assert costs["train_tokens"] > 0 and costs["train_tokens_per_s"] > 0 and costs["artifact_bytes"] > 0
     # the shared base model is untouched
     assert all((p == before[n]).all() for n, p in tiny.model.state_dict().items())
     # standard PEFT format
-    path = Path(costs["artifact"])
+    path = env / "cache" / "adapters" / costs["artifact"]
     assert (path / "adapter_config.json").is_file() and (path / "adapter_model.safetensors").is_file()
     import copy
     PeftModel.from_pretrained(copy.deepcopy(tiny.model), str(path))
@@ -140,8 +140,7 @@ def test_early_stopping_triggers_when_validation_gets_worse(env, tiny):
     arm.trained_model(make_ctx(suite, tiny), task)
     c = arm._loaded[next(iter(arm._loaded))][1]
     assert c["stopped_early"] and c["steps"] < c["max_steps"]
-    evals = [h["eval_loss"] for h in c["loss_curve"] if "eval_loss" in h]
-    assert c["best_step"] is not None and min(evals) == pytest.approx(evals[0], abs=0.5) or True
+    assert c["best_step"] is not None and c["best_step"] < c["steps"]
 
 
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(env, tiny):
@@ -240,3 +239,34 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(env, tiny,
     c = next(iter(arm._loaded.values()))[1]
     assert (c["batch_size"], c["grad_accum"]) == (4, 2)
     assert any("out of memory" in m and "grad_accum 2" in m for m in logs)
+
+
+def test_multi_task_scope_trains_one_model_and_knowledge_injection_runs(env, tiny):
+    root = env / "s"
+    (root / "corpus").mkdir(parents=True)
+    (root / "corpus" / "docs.jsonl").write_text(json.dumps({"id": "d1", "title": "Colours", "text":
+                                                            "Apples and cherries are red. The sky is blue. " * 4}) + "\n")
+    extra = """  - name: colour2
+    kind: classification
+    data:
+      file: data/toy.jsonl
+    input_field: text
+    target_field: label
+    labels: [red, blue]
+    instruction: Name the colour of these things.
+    metrics: [accuracy]
+corpus:
+  files: [corpus/docs.jsonl]
+"""
+    suite = load_suite(str(toy_suite(root, extra=extra)))
+    arm = arm_for(spec(scope="multi_task", epochs=1, knowledge="before"))
+    ctx = make_ctx(suite, tiny)
+    a = arm.trained_model(ctx, suite.tasks["colour"])
+    b = arm.trained_model(ctx, suite.tasks["colour2"])
+    assert a is b and len(arm._loaded) == 1
+    costs = next(iter(arm._loaded.values()))[1]
+    assert costs["tasks_trained"] == ["colour", "colour2"] and costs["train_examples"] == 48
+    assert costs["loss_curves"]["corpus"]
+    mixed = arm_for(spec(epochs=1, knowledge="mixed"))
+    mixed.trained_model(ctx, suite.tasks["colour"])
+    assert next(iter(mixed._loaded.values()))[1]["cache_hit"] is False

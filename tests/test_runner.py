@@ -3,7 +3,6 @@ import json
 import pytest
 
 from bench.arms.prompt import calibrate, label_from_text, pick_demos
-from bench.report import markdown
 from bench.runner import RunOptions, run_suite
 from bench.suites import load_suite
 from rich.console import Console
@@ -39,7 +38,9 @@ def test_run_writes_predictions_scores_and_describes_itself(isolated):
         assert {"id", "prompt_hash", "output", "references", "scores", "latency_s"} <= set(r)
         assert r["output"] in ("positive", "negative")
         assert r["scores"]["accuracy"] == float(r["output"] in r["references"])
-    assert "| zero-shot |" in markdown(run_dir)
+    from bench.report import write_report
+
+    assert "| zero-shot |" in write_report(run_dir)["md"].read_text()
 
 
 def test_second_run_is_served_from_cache_with_identical_outputs(isolated):

@@ -82,6 +82,7 @@ class FinetuneArm:
                          "train": examples_hash(train), "validation": examples_hash(val)})
         corpus = stable_hash(ctx.suite.corpus) if self.spec.knowledge != "none" else None
         return stable_hash({"model": lm.fingerprint, "device": lm.device.split(":")[0], "seed": ctx.seed,
+                            "base_dtype": self._config(ctx).base_dtype,
                             "spec": self.spec.model_dump(exclude=HPARAMS_EXCLUDE), "data": data, "corpus": corpus,
                             "code": training_code_hash()}, length=20)
 
@@ -128,7 +129,7 @@ class FinetuneArm:
                 ctx.log(f"[finetune] {self.spec.name}: using the trained model cached at {final}")
             meta = read_json(final / "meta.json")
             lm = self._load(base, final, meta, key)
-            self._loaded[key] = (lm, {**meta["costs"], "cache_hit": hit, "artifact": str(final)})
+            self._loaded[key] = (lm, {**meta["costs"], "cache_hit": hit, "artifact": key})
         return self._loaded[key]
 
     def _load(self, base: LoadedModel, path: Path, meta: dict[str, Any], key: str) -> LoadedModel:
@@ -216,7 +217,8 @@ class FinetuneArm:
             "trainable_params": trainable, "total_params": total, "steps": res.steps, "max_steps": res.max_steps,
             "best_step": res.best_step, "stopped_early": res.stopped_early, "batch_size": res.batch_size,
             "grad_accum": res.grad_accum, "precision": res.precision, "resumed_from": res.resumed_from,
-            "loss_curve": res.history, "knowledge_phase": phases[0].history if len(phases) > 1 else None,
+            "loss_curves": _curves(res.history, phases[0].history if len(phases) > 1 else None),
+            "training_log": res.history,
         }
         if res.is_main:
             self._export(root, key, costs, lambda tmp: _save_model(res.model, tmp, spec.method))
@@ -247,10 +249,11 @@ class FinetuneArm:
             raise
 
     def _config(self, ctx: ArmContext):
-        from ..training.trainer import TrainConfig
+        from ..training.trainer import TrainConfig, lora_base_dtype
 
         s = self.spec
-        return TrainConfig(method=s.method, rank=s.rank, alpha=s.alpha, dropout=s.dropout,
+        base = ctx.get_model()
+        return TrainConfig(base_dtype=lora_base_dtype(base.device) if s.method == "lora" else "float32", method=s.method, rank=s.rank, alpha=s.alpha, dropout=s.dropout,
                            target_modules=s.target_modules, epochs=s.epochs, learning_rate=s.learning_rate,
                            batch_size=s.batch_size, grad_accum=s.grad_accum, warmup_ratio=s.warmup_ratio,
                            patience=s.patience, evals_per_epoch=s.evals_per_epoch, select_on=s.select_on,
@@ -293,15 +296,15 @@ class FinetuneArm:
             return {}
         model = lm.model
         if self.spec.merge:
-            return {"latency_merged_s": measured, "latency_unmerged_s": None,
-                    "latency_note": "the unmerged adapter was not timed (merge: true unloads it)"}
-        merged = copy.deepcopy(model).merge_and_unload()
-        other = dataclasses.replace(lm, model=merged)
-        rows = self._prompt_arm().predict(dataclasses.replace(ctx, get_model=lambda: other, progress=lambda l, n: (lambda k: None)),
-                                          task, sample)
-        return {"latency_unmerged_s": measured,
-                "latency_merged_s": round(float(np.mean([r["latency_s"] for r in rows])), 5),
-                "latency_note": f"merged latency timed on the first {len(sample)} test examples"}
+            return {"latency_merged_s": measured}
+        quiet = dataclasses.replace(ctx, progress=lambda label, n: (lambda k: None))
+        out = {}
+        for name, m in (("unmerged", model), ("merged", copy.deepcopy(model).merge_and_unload())):
+            one = dataclasses.replace(lm, model=m)
+            rows = self._prompt_arm().predict(dataclasses.replace(quiet, get_model=lambda one=one: one), task, sample)
+            out[f"latency_{name}_s"] = round(float(np.mean([r["latency_s"] for r in rows])), 5)
+        out["latency_compare_n"] = len(sample)  # both timed on the same first test examples
+        return out
 
     # ---- the frozen-base head ----
     def _train_head(self, ctx: ArmContext, base: LoadedModel, tasks: list[Task], key: str, root: Path) -> None:
@@ -337,7 +340,7 @@ class FinetuneArm:
                  "total_params": sum(p.numel() for p in base.model.parameters()) + res.weight.numel() + res.bias.numel(),
                  "steps": res.history[-1]["step"] if res.history else 0, "best_step": res.best_epoch,
                  "stopped_early": res.stopped_early, "precision": "float32 head on " + base.dtype + " features",
-                 "loss_curve": res.history}
+                 "loss_curves": _curves(res.history, None), "training_log": res.history}
         self._export(root, key, costs, lambda tmp: save_head(tmp, res, labels))
 
     def _predict_head(self, ctx: ArmContext, task: Task, examples: list) -> list[dict[str, Any]]:
@@ -364,9 +367,18 @@ class FinetuneArm:
             rows.append(_record(e, prompts[i], labels[int(logits[i].argmax())], "head", per,
                                 len(base.tokenizer(prompts[i], add_special_tokens=False).input_ids), 0,
                                 {"label_scores": scores}))
-        self.costs[task.name] = {**meta["costs"], "cache_hit": hit, "artifact": str(final),
+        self.costs[task.name] = {**meta["costs"], "cache_hit": hit, "artifact": key,
                                  "inference_latency_s": round(per, 5)}
         return rows
+
+
+def _curves(history: list[dict[str, Any]], knowledge: list[dict[str, Any]] | None) -> dict[str, list]:
+    """{'train': [[step, loss], ...], 'validation': [[step, eval_loss], ...]} for the report's plot."""
+    out = {"train": [[h["step"], h["loss"]] for h in history if "loss" in h],
+           "validation": [[h["step"], h["eval_loss"]] for h in history if "eval_loss" in h]}
+    if knowledge:
+        out["corpus"] = [[h["step"], h["loss"]] for h in knowledge if "loss" in h]
+    return out
 
 
 def _save_model(model: Any, path: Path, method: str) -> None:

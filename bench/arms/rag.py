@@ -21,7 +21,7 @@ from ..config import RagArm as RagArmSpec
 from ..config import unknown_name
 from ..data import Document, Example, stable_hash
 from ..generate import generate, score_continuations
-from ..models import cache_root
+from ..models import cache_root, choose_dtype
 from ..prompts import CONTENT_FREE_INPUTS, render_prompt
 from ..retrieval import RetrievalError
 from ..retrieval.chunking import Chunk, check_documents, chunk_documents, chunking_key
@@ -62,7 +62,9 @@ class RagArm:
     def embedder(self, device: str) -> Embedder:
         if self._embedder is None:
             dev = device if device.startswith("cuda") else "cpu"
-            self._embedder = Embedder(self.spec.embedder, device=dev)
+            dtype = choose_dtype(dev) if self.spec.embed_dtype == "auto" else self.spec.embed_dtype
+            self._embedder = Embedder(self.spec.embedder, device=dev, dtype=dtype,
+                                      batch_size=self.spec.embed_batch_size)
         return self._embedder
 
     def retriever(self, ctx: ArmContext, task: Task, device: str) -> tuple[Retriever, list[Any]]:
@@ -77,14 +79,14 @@ class RagArm:
                                      f"none; add `corpus:` to suite.yaml or use `mode: examples`")
             check_documents(docs, where=f"suite corpus for rag variant '{self.spec.name}'")
             size = min(self.spec.chunk_tokens, emb.max_seq_length - 2)
-            if size < self.spec.chunk_tokens and "chunk_note" not in self._retrievers:
-                ctx.log(f"{self.spec.name}: chunk_tokens {self.spec.chunk_tokens} exceeds what {self.spec.embedder} "
-                        f"reads ({emb.max_seq_length} tokens); chunks use {size}")
             if self.spec.chunk_overlap >= size:
                 raise RetrievalError(f"rag variant '{self.spec.name}': chunk_overlap ({self.spec.chunk_overlap}) must "
                                      f"be smaller than chunk_tokens ({size})")
             key = "corpus:" + stable_hash([docs, size, self.spec.chunk_overlap])
             if key not in self._retrievers:
+                if size < self.spec.chunk_tokens:
+                    ctx.log(f"{self.spec.name}: chunk_tokens {self.spec.chunk_tokens} plus 2 special tokens exceeds "
+                            f"{self.spec.embedder}'s {emb.max_seq_length}-token input; chunks use {size} tokens")
                 chunks = chunk_documents(docs, emb.tokenizer, size, self.spec.chunk_overlap)
                 items = [Item(c.id, c.doc_id, c.embed_text) for c in chunks]
                 self._retrievers[key] = (self._build(ctx, items, chunking_key(size, self.spec.chunk_overlap)), chunks)
@@ -105,6 +107,8 @@ class RagArm:
 
     # -- the arm ----------------------------------------------------------------------------------
     def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> list[dict[str, Any]]:
+        if not examples:
+            return []
         lm = self.model(ctx, task)
         retriever, objects = self.retriever(ctx, task, lm.device)
         k = min(self.spec.k, len(objects))
@@ -115,10 +119,8 @@ class RagArm:
             found = [objects[p] for p in hits.positions[i]]
             prompt, info, demos, context = self._fit(lm, task, e.input, found, budget_cap)
             prompts.append(prompt)
-            extras.append({"retrieved": [retriever.items[p].source_id for p in hits.positions[i]],
-                           "retrieved_chunks": [retriever.items[p].id for p in hits.positions[i]],
-                           "retrieval_scores": hits.scores[i], "retrieval_latency_s": round(float(hits.seconds[i]), 5),
-                           **info})
+            extras.append({**self._ids(retriever, hits.positions[i]), "retrieval_scores": hits.scores[i],
+                           "retrieval_latency_s": round(float(hits.seconds[i]), 5), **info})
             if self.spec.calibrate and task.spec.kind == "classification":
                 cf_prompts += [render_prompt(lm.tokenizer, task.spec, cf, demos, context) for cf in CONTENT_FREE_INPUTS]
         self.costs[task.name] = self._costs(retriever, hits, extras)
@@ -132,6 +134,15 @@ class RagArm:
                        batch_size=ctx.batch_size, device=lm.device, progress=ctx.progress(label, len(prompts)))
         return [_record(e, prompts[i], gen.texts[i], "generate", gen.seconds[i] + hits.seconds[i],
                         gen.prompt_tokens[i], gen.output_tokens[i], extras[i]) for i, e in enumerate(examples)]
+
+    def _ids(self, retriever: Retriever, positions: list[int]) -> dict[str, list[str]]:
+        """Corpus mode: document ids (what recall@k and MRR read) and chunk ids, best first.
+        Examples mode: the train example ids used as demonstrations, under their own name, so the
+        scorer never reads them as documents and reports a meaningless recall."""
+        if self.spec.mode == "examples":
+            return {"retrieved_examples": [retriever.items[p].id for p in positions]}
+        return {"retrieved": [retriever.items[p].source_id for p in positions],
+                "retrieved_chunks": [retriever.items[p].id for p in positions]}
 
     def _classify(self, ctx, lm, task, examples, prompts, cf_prompts, extras, label) -> list[dict[str, Any]]:
         spec = task.spec
@@ -172,19 +183,26 @@ class RagArm:
                 demos = trial
             prompt = render_prompt(tok, task.spec, text, demos)
             return prompt, _info(_count(tok, prompt) - n_bare, budget, len(demos), len(demos) < len(found)), demos, None
+        def added(parts: list[str]) -> int:
+            return _count(tok, render_prompt(tok, task.spec, text, (), "\n\n".join(parts))) - n_bare if parts else 0
+
         passages: list[str] = []
         truncated = False
         for n, c in enumerate(found, 1):
             piece = _passage(n, c)
-            used = _count(tok, "\n\n".join(passages + [piece]))
-            if used <= budget:
+            over = added(passages + [piece]) - budget
+            if over <= 0:
                 passages.append(piece)
                 continue
-            left = budget - (_count(tok, "\n\n".join(passages)) + 2 if passages else 0)
-            if left >= 16:
-                ids = tok(piece, add_special_tokens=False).input_ids[:left]
-                passages.append(tok.decode(ids, skip_special_tokens=True) + " …")
             truncated = True
+            ids = tok(piece, add_special_tokens=False).input_ids
+            keep = len(ids) - over - 2
+            while keep >= 16:  # cut the next passage to what is left (token joins can shift a few)
+                cut = tok.decode(ids[:keep], skip_special_tokens=True) + " …"
+                if added(passages + [cut]) <= budget:
+                    passages.append(cut)
+                    break
+                keep -= 4
             break
         context = "\n\n".join(passages) or None
         prompt = render_prompt(tok, task.spec, text, (), context)

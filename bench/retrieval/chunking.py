@@ -57,7 +57,7 @@ def chunk_documents(docs: Sequence[Document], tokenizer: Any, size: int, overlap
         title_tokens = len(tokenizer(d.title, add_special_tokens=False).input_ids) + 1 if d.title else 0
         window = max(8, size - title_tokens)
         step = max(1, window - overlap) if window > overlap else window
-        enc = tokenizer(d.text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = tokenizer(d.text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         offsets = enc["offset_mapping"]
         n = len(offsets)
         starts = list(range(0, max(1, n - overlap), step)) if n > window else [0]

@@ -78,10 +78,12 @@ class Embedder:
                                                       max_length=self.max_seq_length).input_ids]
         order = np.argsort([-n for n in lengths], kind="stable")
         sorted_texts = [texts[i] for i in order]
-        vecs = self.model.encode(sorted_texts, batch_size=batch_size or self.batch_size, convert_to_numpy=True,
-                                 normalize_embeddings=True, show_progress_bar=False)
-        out = np.empty_like(vecs, dtype=np.float32)
-        out[order] = vecs.astype(np.float32)
+        vecs = self.model.encode(sorted_texts, batch_size=batch_size or self.batch_size, convert_to_tensor=True,
+                                 normalize_embeddings=False, show_progress_bar=False)
+        vecs = vecs.float().cpu().numpy()  # normalise in float32: bf16 rounding would leave norms of 1 +- 0.004
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        out = np.empty_like(vecs)
+        out[order] = vecs
         return out
 
 

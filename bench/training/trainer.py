@@ -55,6 +55,7 @@ class TrainConfig:
     select_on: str = "loss"
     weight_decay: float = 0.0
     seed: int = 0
+    base_dtype: str = "float32"  # LoRA only: dtype of the frozen base weights (adapters stay fp32); see lora_base_dtype
 
 
 @dataclass
@@ -82,6 +83,19 @@ class FitResult:
         return self.train_tokens / self.step_seconds if self.step_seconds else 0.0
 
 
+def lora_base_dtype(device: str) -> str:
+    """bf16 frozen base weights where bf16 matmul is native (CUDA with bf16, CPUs with AVX512-BF16
+    or AMX): measured faster than fp32 on this project's CPU (docs/performance.md), with the
+    adapters, their gradients and optimiser state kept in fp32. fp32 elsewhere."""
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    from ..models import cpu_has_native_bf16
+
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
 def default_targets(model: Any) -> list[str] | str:
     return DEFAULT_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
 
@@ -92,8 +106,14 @@ def prepare_model(base: Any, cfg: TrainConfig, device: str) -> Any:
 
     if cfg.method == "qlora":
         raise TrainingError("qlora is prepared by prepare_qlora (CUDA + bitsandbytes), not from an in-memory model")
-    model = copy.deepcopy(base).to(device=device, dtype=torch.float32)
+    frozen_dtype = cfg.base_dtype if cfg.method == "lora" else "float32"
+    model = copy.deepcopy(base).to(device=device, dtype=getattr(torch, frozen_dtype))
     model.config.use_cache = False
+    head = model.get_output_embeddings()
+    if head is not None:
+        # With logits_to_keep the head sees a strided slice of the hidden states; a 3-D strided
+        # input sends F.linear to a batched matmul that copies the 49k-row weight per sequence.
+        head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
     if cfg.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -209,7 +229,8 @@ def fit(model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict]
         best_step=best_step, stopped_early=bool(val_rows) and state.global_step < state.max_steps,
         train_tokens=int(state.num_input_tokens_seen - timer.tokens_at_start), step_seconds=timer.seconds,
         wall_seconds=time.perf_counter() - started, peak_memory_mb=round(peak, 1), peak_memory_kind=kind,
-        batch_size=bs, grad_accum=accum, precision="bfloat16 autocast" if trainer.args.bf16 else "float32",
+        batch_size=bs, grad_accum=accum, precision=(f"{cfg.base_dtype if cfg.method == 'lora' else 'float32'} weights"
+                                                 + (" + bf16 autocast" if trainer.args.bf16 else "")),
         resumed_from=Path(resume).name if resume else None, is_main=trainer.is_world_process_zero(),
         wait=trainer.accelerator.wait_for_everyone)
 

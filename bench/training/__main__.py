@@ -1,0 +1,75 @@
+"""Train (or find cached) the models of a suite's fine-tuning variant, e.g. on several GPUs:
+
+    accelerate launch -m bench.training legal lora          # or: torchrun --nproc_per_node 4 -m bench.training ...
+    bench run legal                                         # then: predictions use the cached adapter
+
+Each process trains with transformers' Trainer (DDP when launched on several devices); the main
+process writes the artifact into the adapter cache, the others wait for it. `bench run` on one
+device then finds it by the same key and does not retrain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.training")
+    p.add_argument("suite")
+    p.add_argument("arm", help="a finetune variant of the suite")
+    p.add_argument("--tasks", nargs="*", default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--retrain", action="store_true")
+    args = p.parse_args()
+    try:
+        run(args)
+    except Exception as e:  # one line, never a traceback
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..arms import ArmContext
+    from ..arms.finetune import FinetuneArm
+    from ..config import unknown_name
+    from ..models import choose_device, load_model
+    from ..suites import load_suite
+
+    suite = load_suite(args.suite)
+    spec = next((a for a in suite.spec.arms if a.name == args.arm), None)
+    if spec is None or spec.arm != "finetune":
+        raise KeyError(unknown_name("finetune variant", args.arm, [a.name for a in suite.spec.arms if a.arm == "finetune"]))
+    device = choose_device()
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    loaded = {}
+
+    def get_model():
+        if "lm" not in loaded:
+            loaded["lm"] = load_model(args.model or suite.spec.model, device=device, seed=suite.spec.seed)
+        return loaded["lm"]
+
+    main_process = os.environ.get("RANK", "0") == "0"
+    ctx = ArmContext(get_model=get_model, seed=suite.spec.seed, batch_size=16, suite=suite, retrain=args.retrain,
+                     log=(print if main_process else (lambda m: None)))
+    arm = FinetuneArm(spec)
+    names = args.tasks or spec.tasks or list(suite.tasks)
+    done = set()
+    for name in names:
+        task = suite.tasks[name]
+        key = arm.key(ctx, get_model(), arm.scope(ctx, task))
+        if key in done:
+            continue
+        if spec.method == "head":
+            arm.predict(ctx, task, [])
+        else:
+            arm.trained_model(ctx, task)
+        done.add(key)
+        if main_process:
+            print(f"{spec.name} · {name}: cached as adapters/{key}")
+
+
+if __name__ == "__main__":
+    main()
