@@ -13,6 +13,8 @@ from rich.markup import escape
 from .config import SuiteError
 
 console = Console()
+if not console.is_terminal:  # logs and CI: wide enough that score tables never truncate
+    console = Console(width=160)
 err = Console(stderr=True)
 
 

@@ -42,29 +42,26 @@ def _scalar_costs(costs: dict[str, Any]) -> str:
 
 
 def terminal_tables(run_dir: Path, decision: dict[str, Any] | None = None) -> list[Table]:
-    """One table per task (rows: floor and arm variants; columns: metrics, test vs best, mode)."""
+    """One table per task (rows: floor and arm variants; columns: metrics and the test against
+    the best arm); scoring modes are in report.md, retrieval quality in the caption."""
     scores = read_json(run_dir / "scores.json")
     decision = decision if decision is not None else analyse(run_dir)
     tables = []
     for t, s in scores["tasks"].items():
         d = decision.get(t, {})
+        notes = [f"floor: {s['floor']['name']}", f"vs best: difference in {d.get('primary', '')}, "
+                 "Holm-corrected p (* < 0.05)"]
+        notes += [f"{a} retrieval: {retrieval_summary(r['retrieval'])}" for a, r in s["arms"].items() if r.get("retrieval")]
         table = Table(title=f"{scores['suite']} · {t} ({s['kind']}, n={s['n']} test): score [95% CI]",
-                      caption=f"floor: {s['floor']['name']}; vs best: difference in {d.get('primary', '')}, "
-                              f"Holm-corrected p (* < 0.05)")
-        table.add_column("arm variant", style="bold", overflow="fold")
+                      caption="\n".join(notes))
+        table.add_column("arm variant", style="bold", no_wrap=True)
         for m in s["metrics"]:
-            table.add_column(m, justify="right", no_wrap=True, min_width=20)
+            table.add_column(m, justify="right", no_wrap=True)
         table.add_column("vs best", no_wrap=True)
-        table.add_column("mode", overflow="fold")
-        retrieval = any("retrieval" in r for r in s["arms"].values())
-        if retrieval:
-            table.add_column("retrieval", overflow="fold")
-        table.add_row("floor", *[fmt(s["floor"]["metrics"].get(m)) for m in s["metrics"]], "", "",
-                      *([""] if retrieval else []), style="dim")
+        table.add_row("floor", *[fmt(s["floor"]["metrics"].get(m)) for m in s["metrics"]], "", style="dim")
         for a, r in s["arms"].items():
             comp = d.get("comparisons", {}).get(a, {}).get(d.get("primary"))
-            extra = [retrieval_summary(r.get("retrieval"))] if retrieval else []
-            table.add_row(a, *[fmt(r["metrics"].get(m)) for m in s["metrics"]], fmt_p(comp), r["mode"], *extra)
+            table.add_row(a, *[fmt(r["metrics"].get(m)) for m in s["metrics"]], fmt_p(comp))
         tables.append(table)
     return tables
 
