@@ -168,7 +168,8 @@ class RagArm(Strict):
     chunk_overlap: int = Field(32, ge=0, description="overlap between consecutive chunks")
     index: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="FAISS index type")
     max_context_tokens: int = Field(1024, ge=32, description="token budget for retrieved context in the prompt")
-    on: str | None = Field(None, description="a finetune variant of this suite to retrieve on top of")
+    finetuned: str | None = Field(
+        None, description="a finetune variant of this suite to retrieve on top of (not `on`: YAML reads it as true)")
     calibrate: bool = Field(False, description="contextual calibration of label scores, as for prompt")
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
 

@@ -145,7 +145,7 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
 
 def _dependency_dump(spec, arm_spec) -> dict | None:
     """A variant built on another (retrieval on a fine-tune) is keyed by that one's spec too."""
-    base = getattr(arm_spec, "on", None)
+    base = getattr(arm_spec, "finetuned", None)
     if not base:
         return None
     found = next((a for a in spec.arms if a.name == base), None)

@@ -226,7 +226,7 @@ def test_examples_mode_uses_the_nearest_labelled_examples(tmp_path, cache, tiny_
 
 def test_rag_on_a_finetune_variant_uses_that_variants_model(tmp_path, cache, tiny_lm, monkeypatch):
     arms = [{"arm": "finetune", "name": "lora-r4", "rank": 4},
-            {"arm": "rag", "name": "rag+lora", "k": 1, "on": "lora-r4", "tasks": ["qa"]}]
+            {"arm": "rag", "name": "rag+lora", "k": 1, "finetuned": "lora-r4", "tasks": ["qa"]}]
     suite = load_suite(str(write_suite(tmp_path / "s", arms=arms)))
     calls = []
 
@@ -253,7 +253,7 @@ def test_rag_on_a_finetune_variant_uses_that_variants_model(tmp_path, cache, tin
 
 
 def test_on_must_name_a_finetune_variant(tmp_path, cache, tiny_lm):
-    arms = [{"arm": "prompt", "name": "zero-shot"}, {"arm": "rag", "name": "bad", "on": "zero-shot"}]
+    arms = [{"arm": "prompt", "name": "zero-shot"}, {"arm": "rag", "name": "bad", "finetuned": "zero-shot"}]
     suite = load_suite(str(write_suite(tmp_path / "s", arms=arms)))
     with pytest.raises(RetrievalError, match="'zero-shot' is a prompt variant; expected a finetune variant"):
         RagArm(suite.spec.arms[1]).predict(ctx_for(suite, tiny_lm), suite.tasks["qa"], suite.tasks["qa"].split("test"))

@@ -6,7 +6,7 @@ input become the demonstrations (the retrieval arm for a classification task wit
 Retrieved text is cut to `max_context_tokens` of the generator's tokenizer, and never beyond
 what the model's context window leaves after the rest of the prompt and the answer.
 
-With `on: <finetune variant>` the arm retrieves on top of that variant's trained model: it
+With `finetuned: <finetune variant>` the arm retrieves on top of that variant's trained model: it
 asks the fine-tuning arm for the model (composition; neither arm is copied).
 """
 
@@ -44,15 +44,15 @@ class RagArm:
 
     # -- the model: the suite's base model, or the fine-tuned variant this one builds on --------
     def model(self, ctx: ArmContext, task: Task) -> Any:
-        if not self.spec.on:
+        if not self.spec.finetuned:
             return ctx.get_model()
         arms = list(ctx.suite.spec.arms) if ctx.suite is not None else []
-        base = next((a for a in arms if a.name == self.spec.on), None)
+        base = next((a for a in arms if a.name == self.spec.finetuned), None)
         if base is None:
-            raise KeyError(f"rag variant '{self.spec.name}': on: " + unknown_name("arm variant", self.spec.on,
+            raise KeyError(f"rag variant '{self.spec.name}': finetuned: " + unknown_name("arm variant", self.spec.finetuned,
                                                                                 [a.name for a in arms]))
         if base.arm != "finetune":
-            raise RetrievalError(f"rag variant '{self.spec.name}': on: '{self.spec.on}' is a {base.arm} variant; "
+            raise RetrievalError(f"rag variant '{self.spec.name}': finetuned: '{self.spec.finetuned}' is a {base.arm} variant; "
                                  f"expected a finetune variant")
         if self._base is None:
             self._base = build_arm(base)
@@ -212,7 +212,7 @@ class RagArm:
         lat = hits.seconds * 1000
         added = [x["context_tokens"] for x in extras]
         return {**{k: v for k, v in retriever.costs.items() if k != "embeddings_key"},
-                "mode": self.spec.mode, "k": self.spec.k, "builds_on": self.spec.on,
+                "mode": self.spec.mode, "k": self.spec.k, "builds_on": self.spec.finetuned,
                 "query_latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
                 "query_latency_ms_p95": round(float(np.percentile(lat, 95)), 3),
                 "prompt_tokens_added_mean": round(float(np.mean(added)), 1),
