@@ -188,23 +188,15 @@ class SuiteSpec(Strict):
     corpus: CorpusSpec | None = None
     arms: list[ArmSpec] = Field(min_length=1)
 
-    @field_validator("tasks")
+    @field_validator("tasks", "arms")
     @classmethod
-    def _unique_task_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
-        names = [t.name for t in tasks]
+    def _unique_names(cls, items: list[Any], info: Any) -> list[Any]:
+        names = [item.name for item in items]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"task names must be unique; repeated: {', '.join(dup)}")
-        return tasks
-
-    @field_validator("arms")
-    @classmethod
-    def _unique_arm_names(cls, arms: list[Any]) -> list[Any]:
-        names = [a.name for a in arms]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"arm variant names must be unique; repeated: {', '.join(dup)}")
-        return arms
+            what = "task names" if info.field_name == "tasks" else "arm variant names"
+            raise ValueError(f"{what} must be unique; repeated: {', '.join(dup)}")
+        return items
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:

@@ -28,7 +28,7 @@ from ..prompts import render_prompt
 from ..store import read_json, write_json
 from ..suites import Task
 from . import ArmContext
-from .prompt import PromptArm, _record
+from .prompt import PromptArm, prediction_record
 
 MARKER = "COMPLETE"
 HPARAMS_EXCLUDE = {"name", "tasks", "merge", "scoring"}  # these change prediction, not training
@@ -364,7 +364,7 @@ class FinetuneArm:
         rows = []
         for i, e in enumerate(examples):
             scores = {l: round(float(s), 4) for l, s in zip(labels, logits[i])}
-            rows.append(_record(e, prompts[i], labels[int(logits[i].argmax())], "head", per,
+            rows.append(prediction_record(e, prompts[i], labels[int(logits[i].argmax())], "head", per,
                                 len(base.tokenizer(prompts[i], add_special_tokens=False).input_ids), 0,
                                 {"label_scores": scores}))
         self.costs[task.name] = {**meta["costs"], "cache_hit": hit, "artifact": key,

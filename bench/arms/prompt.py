@@ -63,7 +63,7 @@ class PromptArm:
                 out, raw = label_from_text(task, out), out
             else:
                 raw = None
-            rows.append(_record(e, prompts[i], out, "generate", gen.seconds[i], gen.prompt_tokens[i],
+            rows.append(prediction_record(e, prompts[i], out, "generate", gen.seconds[i], gen.prompt_tokens[i],
                                 gen.output_tokens[i], {"raw_output": raw} if raw is not None else {}))
         return rows
 
@@ -84,7 +84,7 @@ class PromptArm:
         for i, e in enumerate(examples):
             best = int(np.argmax(scores[i]))
             extra = {"label_scores": {l: round(float(s), 4) for l, s in zip(spec.labels, scores[i])}}
-            rows.append(_record(e, prompts[i], spec.labels[best], mode, res.seconds[i], res.prompt_tokens[i], 0, extra))
+            rows.append(prediction_record(e, prompts[i], spec.labels[best], mode, res.seconds[i], res.prompt_tokens[i], 0, extra))
         return rows
 
 
@@ -99,8 +99,9 @@ def calibrate(scores: np.ndarray, content_free: np.ndarray) -> np.ndarray:
     return log_softmax(scores) - np.log(p_cf)[None, :]
 
 
-def _record(e: Example, prompt: str, output: str, mode: str, seconds: float, prompt_tokens: int,
-            output_tokens: int, extra: dict[str, Any]) -> dict[str, Any]:
+def prediction_record(e: Example, prompt: str, output: str, mode: str, seconds: float, prompt_tokens: int,
+                      output_tokens: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """The one shape of a prediction row, shared by every arm (scores are added when scoring)."""
     return {"id": e.id, "prompt_hash": prompt_hash(prompt), "output": output, "references": list(e.targets),
             "mode": mode, "latency_s": round(float(seconds), 5), "prompt_tokens": int(prompt_tokens),
             "output_tokens": int(output_tokens), **extra}

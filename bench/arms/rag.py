@@ -29,7 +29,7 @@ from ..retrieval.embedding import Embedder
 from ..retrieval.retriever import Item, Retriever
 from ..suites import Task
 from . import ArmContext, build_arm
-from .prompt import _record, calibrate, label_from_text
+from .prompt import prediction_record, calibrate, label_from_text
 
 ANSWER_MARGIN = 8  # tokens kept free beyond max_new_tokens (end-of-turn marker, label tokens)
 
@@ -132,7 +132,7 @@ class RagArm:
             return self._classify(ctx, lm, task, examples, prompts, cf_prompts, extras, label)
         gen = generate(lm.model, lm.tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens,
                        batch_size=ctx.batch_size, device=lm.device, progress=ctx.progress(label, len(prompts)))
-        return [_record(e, prompts[i], gen.texts[i], "generate", gen.seconds[i] + hits.seconds[i],
+        return [prediction_record(e, prompts[i], gen.texts[i], "generate", gen.seconds[i] + hits.seconds[i],
                         gen.prompt_tokens[i], gen.output_tokens[i], extras[i]) for i, e in enumerate(examples)]
 
     def _ids(self, retriever: Retriever, positions: list[int]) -> dict[str, list[str]]:
@@ -159,7 +159,7 @@ class RagArm:
         for i, e in enumerate(examples):
             best = int(np.argmax(scores[i]))
             extra = {"label_scores": {l: round(float(s), 4) for l, s in zip(spec.labels, scores[i])}, **extras[i]}
-            rows.append(_record(e, prompts[i], spec.labels[best], mode, res.seconds[i] + extras[i]["retrieval_latency_s"],
+            rows.append(prediction_record(e, prompts[i], spec.labels[best], mode, res.seconds[i] + extras[i]["retrieval_latency_s"],
                                 res.prompt_tokens[i], 0, extra))
         return rows
 
