@@ -77,11 +77,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _show(run_dir: Path) -> int:
     """Write every report file, print the tables and verdicts, and where the files are."""
-    from .decision import analyse
     from .report import terminal_tables, write_report
+    from .store import read_json
 
     paths = write_report(run_dir)
-    decision = analyse(run_dir)
+    decision = read_json(paths["decision"])  # the analysis write_report just made, not a second one
     for table in terminal_tables(run_dir, decision):
         console.print(table)
     console.rule("verdicts")
