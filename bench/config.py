@@ -147,7 +147,7 @@ class FinetuneArm(Strict):
     select_on: Literal["loss", "metric"] = Field(
         "loss", description="early stopping and best checkpoint by validation loss, or by the task metric "
                             "(classification; the metric is logged either way)")
-    metric_limit: int = Field(64, ge=1, description="validation examples scored for the task metric at each evaluation")
+    metric_limit: int = Field(64, ge=1, description="validation examples (a seeded sample) scored for the task metric at each evaluation")
     train_limit: int | None = Field(
         None, ge=2, description="seeded subsample of train examples per task for this variant (keeps CPU runs short)")
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")

@@ -270,3 +270,18 @@ corpus:
     mixed = arm_for(spec(epochs=1, knowledge="mixed"))
     mixed.trained_model(ctx, suite.tasks["colour"])
     assert next(iter(mixed._loaded.values()))[1]["cache_hit"] is False
+
+
+def test_the_in_training_metric_samples_every_label_of_a_label_grouped_file():
+    """Legal's validation rows are grouped by label: the first 48 of 84 cover 7 of 12 labels, so
+    the metric during training must be a seeded sample, not the file's first rows."""
+    from bench.arms.finetune import metric_subset
+    from bench.data import Example
+
+    val = [Example(id=f"v{i:03d}", input="x", targets=(f"label{i // 7}",), split="validation") for i in range(84)]
+    picked = metric_subset(val, 48, seed=0, task="clause_type")
+    assert len(picked) == 48 and len({e.id for e in picked}) == 48
+    assert len({e.targets[0] for e in picked}) == 12
+    assert picked == metric_subset(val, 48, seed=0, task="clause_type")   # seeded: the same every run
+    assert picked != metric_subset(val, 48, seed=1, task="clause_type")
+    assert metric_subset(val[:10], 48, seed=0, task="clause_type") == val[:10]

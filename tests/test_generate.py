@@ -48,3 +48,20 @@ def test_common_prefix_leaves_one_token():
     assert common_prefix_length([[1, 2], [1, 2, 3]]) == 1
     assert common_prefix_length([[5, 6, 7]]) == 2
     assert common_prefix_length([[1], [2]]) == 0
+
+
+def test_a_frozen_model_feeds_its_head_a_contiguous_input_and_scores_the_same(tiny_lm):
+    """Frozen weights (PEFT, merged LoRA) made torch copy the head weight per batch row when its
+    input was the strided last-position view; scoring and generation must hand it a contiguous one."""
+    import copy
+
+    frozen = copy.deepcopy(tiny_lm.model).requires_grad_(False)
+    seen = []
+    frozen.get_output_embeddings().register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
+    prompts, conts = ["short", "a much longer prompt with more bytes"], ["yes", "no"]
+    got = score_continuations(frozen, tiny_lm.tokenizer, prompts, conts, batch_size=2)
+    gen = generate(frozen, tiny_lm.tokenizer, prompts, max_new_tokens=3, batch_size=2)
+    assert seen and all(seen)
+    want = score_continuations(tiny_lm.model, tiny_lm.tokenizer, prompts, conts, batch_size=2)
+    np.testing.assert_allclose(got.logprob_sum, want.logprob_sum, rtol=1e-5, atol=1e-5)
+    assert gen.texts == generate(tiny_lm.model, tiny_lm.tokenizer, prompts, max_new_tokens=3, batch_size=2).texts

@@ -34,6 +34,14 @@ MARKER = "COMPLETE"
 HPARAMS_EXCLUDE = {"name", "tasks", "merge", "scoring"}  # these change prediction, not training
 
 
+def metric_subset(val: list, limit: int, seed: int, task: str) -> list:
+    """A seeded sample of validation for the in-training metric: files are often grouped by
+    label, so their first rows would cover only a few classes."""
+    if len(val) <= limit:
+        return val
+    return sorted(random.Random(f"{seed}:{task}:ft-metric").sample(val, limit), key=lambda e: e.id)
+
+
 class FinetuneError(Exception):
     """The arm cannot train or load a model; one line saying why and what to do."""
 
@@ -273,7 +281,7 @@ class FinetuneArm:
         sets = []
         for t in cls:
             _, val = self.splits(ctx, t)
-            val = val[: self.spec.metric_limit]
+            val = metric_subset(val, self.spec.metric_limit, ctx.seed, t.name)
             sets.append((t, [render_prompt(tok, t.spec, e.input) for e in val], val))
         name = cls[0].spec.metrics[0]
 
