@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from .prompt import PromptArm, prediction_record
 
 MARKER = "COMPLETE"
 HPARAMS_EXCLUDE = {"name", "tasks", "merge", "scoring"}  # these change prediction, not training
+# peft 0.21 asks transformers 5 for a deprecated attribute each time it wraps a model.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def metric_subset(val: list, limit: int, seed: int, task: str) -> list:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..generate import contiguous_head
 from .sft import LeftPadCollator, ListDataset
 
 # LoRA targets per architecture (config.model_type); anything else gets PEFT's "all-linear".
@@ -109,11 +110,7 @@ def prepare_model(base: Any, cfg: TrainConfig, device: str) -> Any:
     frozen_dtype = cfg.base_dtype if cfg.method == "lora" else "float32"
     model = copy.deepcopy(base).to(device=device, dtype=getattr(torch, frozen_dtype))
     model.config.use_cache = False
-    head = model.get_output_embeddings()
-    if head is not None:
-        # With logits_to_keep the head sees a strided slice of the hidden states; a 3-D strided
-        # input sends F.linear to a batched matmul that copies the 49k-row weight per sequence.
-        head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
+    contiguous_head(model)  # logits_to_keep's strided slice would copy the 49k-row head weight per sequence
     if cfg.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
