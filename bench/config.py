@@ -64,6 +64,9 @@ class TaskSpec(Strict):
     labels: list[str] | None = Field(None, description="the label set (classification only)")
     label_text: dict[str, str] | None = Field(
         None, description="how a label is written in prompts and scored; default: '_' becomes ' '")
+    label_score: Literal["sum", "mean"] = Field(
+        "sum", description="classification by label log-likelihood: 'sum' over the label's tokens (its "
+                           "probability) or 'mean' per token (favours long labels with predictable tails)")
     instruction: str = Field(description="the task instruction, shared by every arm")
     input_prefix: str = Field("Input", description="the name the prompt gives the input")
     metrics: list[str] = Field(min_length=1, description="metric names from bench.metrics")
@@ -81,6 +84,8 @@ class TaskSpec(Strict):
             raise ValueError(f"'labels' is only for classification tasks, not {self.kind}")
         if self.labels and len(set(self.labels)) != len(self.labels):
             raise ValueError("'labels' holds a label twice")
+        if self.kind != "classification" and "label_score" in self.model_fields_set:
+            raise ValueError(f"'label_score' is only for classification tasks, not {self.kind}")
         return self
 
     def verbalise(self, label: str) -> str:

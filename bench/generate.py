@@ -30,6 +30,15 @@ class ScoreResult:
     def mean_logprob(self) -> np.ndarray:
         return self.logprob_sum / self.n_tokens[None, :]
 
+    def label_scores(self, how: str) -> np.ndarray:
+        """'sum': log P(label | prompt), the label string's probability (lm-evaluation-harness's
+        acc); 'mean': per token, which favours long labels whose later tokens are predictable."""
+        if how == "sum":
+            return self.logprob_sum
+        if how == "mean":
+            return self.mean_logprob
+        raise ValueError(f"label scoring '{how}': expected 'sum' or 'mean'")
+
 
 def _encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [tokenizer(t, add_special_tokens=False).input_ids for t in texts]

@@ -103,7 +103,7 @@ def bench_prompt(args: argparse.Namespace) -> dict:
                       "achieved_gflops": achieved / 1e9,
                       "matmul_peak_gflops": peak / 1e9, "share_of_peak": achieved / peak,
                       "accuracy_uncalibrated": float(np.mean([task.spec.labels[int(np.argmax(s))] == e.target
-                                                              for s, e in zip(res.mean_logprob, examples)]))}
+                                                              for s, e in zip(res.label_scores(task.spec.label_score), examples)]))}
     return out
 
 

@@ -65,3 +65,15 @@ def test_a_frozen_model_feeds_its_head_a_contiguous_input_and_scores_the_same(ti
     want = score_continuations(tiny_lm.model, tiny_lm.tokenizer, prompts, conts, batch_size=2)
     np.testing.assert_allclose(got.logprob_sum, want.logprob_sum, rtol=1e-5, atol=1e-5)
     assert gen.texts == generate(tiny_lm.model, tiny_lm.tokenizer, prompts, max_new_tokens=3, batch_size=2).texts
+
+
+def test_label_scores_total_the_tokens_by_default_and_average_them_on_request():
+    """One-token label A at -1.0 against three-token label B at -2.0, -0.01, -0.01: A is the
+    more probable string (sum), while the per-token mean favours B's predictable tail."""
+    from bench.generate import ScoreResult
+
+    res = ScoreResult(logprob_sum=np.array([[-1.0, -2.02]]), n_tokens=np.array([1, 3]), seconds=np.zeros(1),
+                      prompt_tokens=np.array([5]))
+    assert res.label_scores("sum").argmax() == 0
+    assert res.label_scores("mean").argmax() == 1
+    np.testing.assert_allclose(res.label_scores("mean"), [[-1.0, -2.02 / 3]])

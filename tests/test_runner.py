@@ -80,3 +80,30 @@ def test_demos_are_seeded_and_from_train():
     task = load_suite(MINI).tasks["sentiment"]
     a, b = pick_demos(task, 2, 0), pick_demos(task, 2, 0)
     assert a == b and all(d.split == "train" for d in a)
+
+
+def test_the_task_chooses_how_every_arm_totals_label_tokens():
+    import dataclasses
+
+    import numpy as np
+
+    from bench.arms import ArmContext
+    from bench.arms.prompt import PromptArm
+    from bench.config import PromptArm as PromptSpec
+    from bench.generate import score_continuations
+    from bench.models import load_model
+    from bench.prompts import render_prompt
+
+    suite = load_suite(MINI)
+    task = suite.tasks["sentiment"]
+    assert task.spec.label_score == "sum"
+    lm = load_model("random:tiny-llama", device="cpu", dtype="float32", seed=0)
+    ctx = ArmContext(get_model=lambda: lm, seed=0, batch_size=8, suite=suite)
+    examples = task.split("test")
+    prompts = [render_prompt(lm.tokenizer, task.spec, e.input) for e in examples]
+    res = score_continuations(lm.model, lm.tokenizer, prompts, [task.spec.verbalise(l) for l in task.spec.labels])
+    for how in ("sum", "mean"):
+        t = dataclasses.replace(task, spec=task.spec.model_copy(update={"label_score": how}))
+        rows = PromptArm(PromptSpec(arm="prompt", name="z")).predict(ctx, t, examples)
+        got = np.array([[r["label_scores"][l] for l in task.spec.labels] for r in rows])
+        np.testing.assert_allclose(got, res.label_scores(how), atol=1e-3)

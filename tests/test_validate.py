@@ -73,3 +73,13 @@ def test_limit_is_a_seeded_subsample():
     ids = [e.id for e in a.tasks["sentiment"].split("test")]
     assert len(ids) == 2 and ids == [e.id for e in b.tasks["sentiment"].split("test")]
     assert a.tasks["sentiment"].full_sizes["test"] == 4
+
+
+def test_label_score_is_only_for_classification(tmp_path):
+    import shutil
+
+    shutil.copytree(FIXTURES / "mini", tmp_path / "mini")
+    yaml = tmp_path / "mini" / "suite.yaml"
+    yaml.write_text(yaml.read_text().replace("    max_new_tokens: 4\n", "    max_new_tokens: 4\n    label_score: mean\n", 1))
+    found = problems_of(tmp_path / "mini")
+    assert len(found) == 1 and "tasks[1]" in found[0] and "label_score" in found[0] and "classification" in found[0]

@@ -88,8 +88,9 @@ class FinetuneArm:
         data = []
         for t in tasks:
             train, val = self.splits(ctx, t)
+            # label_score shapes the metric logged (and selected on, with select_on: metric) during training
             data.append({"task": t.spec.model_dump(include={"name", "kind", "instruction", "labels", "label_text",
-                                                            "input_prefix"}),
+                                                            "input_prefix", "label_score"}),
                          "train": examples_hash(train), "validation": examples_hash(val)})
         corpus = stable_hash(ctx.suite.corpus) if self.spec.knowledge != "none" else None
         return stable_hash({"model": lm.fingerprint, "device": lm.device.split(":")[0], "seed": ctx.seed,
@@ -294,7 +295,7 @@ class FinetuneArm:
             for t, prompts, val in sets:
                 words = [t.spec.verbalise(l) for l in t.spec.labels]
                 res = score_continuations(model, tok, prompts, words, batch_size=16, device=device)
-                preds = [t.spec.labels[int(i)] for i in res.mean_logprob.argmax(1)]
+                preds = [t.spec.labels[int(i)] for i in res.label_scores(t.spec.label_score).argmax(1)]
                 values.append(get_metric(t.spec.metrics[0]).aggregate(preds, [list(e.targets) for e in val]))
             return float(np.mean(values))
 

@@ -75,10 +75,11 @@ class PromptArm:
             extra_prompts = [render_prompt(lm.tokenizer, spec, cf, demos) for cf in CONTENT_FREE_INPUTS]
         res = score_continuations(lm.model, lm.tokenizer, prompts + extra_prompts, words, batch_size=ctx.batch_size,
                                   device=lm.device, progress=ctx.progress(label, len(prompts) + len(extra_prompts)))
-        scores = res.mean_logprob[: len(prompts)]
+        all_scores = res.label_scores(spec.label_score)
+        scores = all_scores[: len(prompts)]
         mode = "loglik"
         if self.spec.calibrate:
-            scores = calibrate(scores, res.mean_logprob[len(prompts):])
+            scores = calibrate(scores, all_scores[len(prompts):])
             mode = "loglik+calibrated"
         rows = []
         for i, e in enumerate(examples):

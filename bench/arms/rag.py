@@ -149,10 +149,11 @@ class RagArm:
         words = [spec.verbalise(l) for l in spec.labels]
         res = score_continuations(lm.model, lm.tokenizer, prompts + cf_prompts, words, batch_size=ctx.batch_size,
                                   device=lm.device, progress=ctx.progress(label, len(prompts) + len(cf_prompts)))
-        scores, mode = res.mean_logprob[: len(prompts)], "loglik"
+        all_scores = res.label_scores(spec.label_score)
+        scores, mode = all_scores[: len(prompts)], "loglik"
         if cf_prompts:  # contextual calibration against each example's own demonstrations/context
             n_cf = len(CONTENT_FREE_INPUTS)
-            cf = res.mean_logprob[len(prompts):]
+            cf = all_scores[len(prompts):]
             scores = np.stack([calibrate(scores[i:i + 1], cf[i * n_cf:(i + 1) * n_cf])[0] for i in range(len(prompts))])
             mode = "loglik+calibrated"
         rows = []
