@@ -285,3 +285,20 @@ def test_the_in_training_metric_samples_every_label_of_a_label_grouped_file():
     assert picked == metric_subset(val, 48, seed=0, task="clause_type")   # seeded: the same every run
     assert picked != metric_subset(val, 48, seed=1, task="clause_type")
     assert metric_subset(val[:10], 48, seed=0, task="clause_type") == val[:10]
+
+
+def test_lora_adapters_start_from_the_run_seed_whatever_ran_before(tiny):
+    """The same variant must train the same adapters however much of the global generator the
+    arms before it used."""
+    import torch
+
+    from bench.training.trainer import TrainConfig, prepare_model
+
+    inits = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        torch.rand(100)
+        model = prepare_model(tiny.model, TrainConfig(method="lora", rank=4, alpha=8, seed=0), "cpu")
+        inits.append({n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n})
+    assert inits[0] and inits[0].keys() == inits[1].keys()
+    assert all(torch.equal(inits[0][n], inits[1][n]) for n in inits[0])

@@ -121,9 +121,14 @@ def prepare_model(base: Any, cfg: TrainConfig, device: str) -> Any:
 
 
 def _wrap_lora(model: Any, cfg: TrainConfig) -> Any:
+    import torch
     from peft import LoraConfig, get_peft_model
 
     targets = cfg.target_modules or default_targets(model)
+    # The adapters' random init must come from the run's seed, not from whatever the arms
+    # before this one left in the global generator (the same variant trained to different
+    # adapters depending on which other variants ran first).
+    torch.manual_seed(cfg.seed)
     try:
         return get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                                 target_modules=targets, task_type="CAUSAL_LM"))
