@@ -14,6 +14,9 @@ from .store import read_json, read_jsonl
 
 ALPHA = 0.05
 TRAIN_TIME_KEYS = ("train_s", "train_wall_s", "training_s", "train_seconds")
+# A per-query saving smaller than this share of the dearer arm's latency is timing noise on a
+# shared machine (a merged LoRA runs exactly the base model's computation), not a saving.
+LATENCY_NOISE = 0.10
 
 
 def load_predictions(run_dir: Path, arm: str, task: str) -> list[dict[str, Any]]:
@@ -94,8 +97,11 @@ def break_even(costs: dict[str, dict[str, Any]], s: dict[str, Any], primary: str
             if other == ft or train_seconds(oc) is not None or oc.get("latency_s") is None:
                 continue
             saved = oc["latency_s"] - fc["latency_s"]
+            real = saved > LATENCY_NOISE * oc["latency_s"]
+            why = None if real else ("never (not cheaper per query)" if saved <= 0 else
+                                     f"never (latencies within {LATENCY_NOISE:.0%}: timing noise)")
             out.append({"trained": ft, "versus": other, "train_s": t, "saved_s_per_query": round(saved, 5),
-                        "queries": int(t / saved) + 1 if saved > 0 else None})
+                        "queries": int(t / saved) + 1 if real else None, "why_none": why})
     return out
 
 

@@ -66,12 +66,46 @@ def terminal_tables(run_dir: Path, decision: dict[str, Any] | None = None) -> li
     return tables
 
 
-def _cost_columns(decision: dict[str, Any]) -> list[str]:
-    cols: list[str] = []
-    for d in decision.values():
-        for c in d["costs"].values():
-            cols += [k for k in c if k not in cols and k != "cached"]
-    return cols
+SUMMARY_COSTS = (("latency_s", "latency s / query"), ("prompt_tokens", "prompt tokens / query"),
+                 ("train_s", "training s"), ("predict_s", "predict s (whole test set)"))
+KIND_TITLES = {"prompt": "Prompting", "rag": "Retrieval", "finetune": "Fine-tuning"}
+
+
+def cost_tables(decision: dict[str, Any], run: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows of plain strings): first what every arm has (latency, prompt tokens,
+    training time), then per arm kind everything else it measured, transposed (one row per
+    item, one column per variant and task). One table of every key was 49 columns wide for the
+    legal run: unreadable on screen and in a paper."""
+    kinds = {a["name"]: a["arm"] for a in run.get("spec", {}).get("arms", [])}
+    summary, by_kind = [], {}
+    for t, d in decision.items():
+        for a, c in d["costs"].items():
+            values = {**c, "train_s": train_seconds(c)}
+            summary.append([t, a, *["" if values.get(k) is None else str(values[k]) for k, _ in SUMMARY_COSTS]])
+            by_kind.setdefault(kinds.get(a, "other"), []).append((t, a, c))
+    out = [("Costs", ["task", "arm variant", *[label for _, label in SUMMARY_COSTS]], summary)]
+    shown = {k for k, _ in SUMMARY_COSTS} | {"cached"}
+    for kind, cells in by_kind.items():
+        keys: list[str] = []
+        for _, _, c in cells:
+            keys += [k for k, v in c.items() if k not in shown and k not in keys and v is not None]
+        if keys:
+            head = ["measured", *[f"{a} · {t}" for t, a, _ in cells]]
+            rows = [[k, *["" if c.get(k) is None else str(c[k]) for _, _, c in cells]] for k in keys]
+            out.append((f"{KIND_TITLES.get(kind, kind)} details", head, rows))
+    return out
+
+
+def _never(b: dict[str, Any]) -> str:
+    return b.get("why_none") or "never (not cheaper per query)"  # decision.json from before why_none
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    def cell(x: str) -> str:
+        return x.replace("|", "\\|")
+
+    return ["| " + " | ".join(map(cell, head)) + " |", "|" + "---|" * len(head),
+            *["| " + " | ".join(map(cell, r)) + " |" for r in rows]]
 
 
 def markdown(run_dir: Path, decision: dict[str, Any], plots: dict[str, str]) -> str:
@@ -100,18 +134,15 @@ def markdown(run_dir: Path, decision: dict[str, Any], plots: dict[str, str]) -> 
         for key in (f"{t}-bars", f"{t}-cost", f"{t}-retrieval"):
             if key in plots:
                 lines += ["", f"![{key}]({plots[key]})"]
-    cols = _cost_columns(decision)
-    lines += ["", "## Costs", "", "| task | arm variant | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
-    for t, d in decision.items():
-        for a, c in d["costs"].items():
-            lines.append(f"| {t} | {a} | " + " | ".join("" if c.get(k) is None else str(c.get(k)) for k in cols) + " |")
+    for i, (title, head, rows) in enumerate(cost_tables(decision, run)):
+        lines += ["", f"{'##' if i == 0 else '###'} {title}", "", *_md_table(head, rows)]
     be = [(t, b) for t, d in decision.items() for b in d["break_even"]]
     if be:
         lines += ["", "Break-even: queries after which a fine-tune's training time is repaid by its cheaper queries "
                       "(measured latency per query).", "", "| task | trained | versus | training s | saved s per query | queries |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {t} | {b['trained']} | {b['versus']} | {b['train_s']:.0f} | {b['saved_s_per_query']} | "
-                  f"{b['queries'] if b['queries'] else 'never (not cheaper per query)'} |" for t, b in be]
+                  f"{b['queries'] or _never(b)} |" for t, b in be]
     if "loss" in plots:
         lines += ["", f"![training loss]({plots['loss']})"]
     lines += ["", "## How each score was produced", "",
@@ -171,16 +202,15 @@ def html(run_dir: Path, decision: dict[str, Any], pngs: dict[str, bytes]) -> str
         sec += [H.img(pngs[k], k) for k in (f"{t}-bars", f"{t}-cost", f"{t}-retrieval") if k in pngs]
         head, sample_rows = _samples(run_dir, t, list(s["arms"]))
         sec += ["<h3>Sample predictions</h3>", H.table(head, sample_rows, num_from=99)]
-    cols = _cost_columns(decision)
-    cost_rows = [[H.esc(t), H.esc(a), *["" if c.get(k) is None else H.esc(c.get(k)) for k in cols]]
-                 for t, d in decision.items() for a, c in d["costs"].items()]
-    sec += ["<h2>Costs</h2>", H.table(["task", "arm variant", *cols], cost_rows, num_from=2)]
+    for i, (title, head, rows) in enumerate(cost_tables(decision, run)):
+        sec += [f"<h{2 if i == 0 else 3}>{H.esc(title)}</h{2 if i == 0 else 3}>",
+                H.table(head, [[H.esc(x) for x in r] for r in rows], num_from=2 if i == 0 else 1)]
     be = [(t, b) for t, d in decision.items() for b in d["break_even"]]
     if be:
         sec += ["<p>Break-even: queries after which a fine-tune's training time is repaid by its cheaper queries.</p>",
                 H.table(["task", "trained", "versus", "training s", "saved s per query", "queries"],
                         [[H.esc(t), H.esc(b["trained"]), H.esc(b["versus"]), f"{b['train_s']:.0f}",
-                          H.esc(b["saved_s_per_query"]), H.esc(b["queries"] or "never")] for t, b in be], num_from=3)]
+                          H.esc(b["saved_s_per_query"]), H.esc(b["queries"] or _never(b))] for t, b in be], num_from=3)]
     if "loss" in pngs:
         sec.append(H.img(pngs["loss"], "training loss"))
     return H.page(f"{scores['suite']} report {run_dir.name}", sec)

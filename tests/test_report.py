@@ -97,3 +97,34 @@ def test_report_renders_in_headless_chromium(hostile_run, tmp_path):
     blue = np.abs(pixels - np.array([0x1F, 0x77, 0xB4]) / 255).sum(-1) < 0.08  # matplotlib's first colour
     assert blue.sum() > 500, "the embedded plots did not render"
     assert (pixels.sum(-1) < 1.5).mean() > 0.01, "no text or tables rendered"
+
+
+def test_break_even_counts_only_savings_beyond_timing_noise():
+    from bench.decision import break_even
+
+    costs = {"lora": {"latency_s": 0.20, "train_wall_s": 100.0}, "zero-shot": {"latency_s": 0.21},
+             "rag": {"latency_s": 1.20}, "fast": {"latency_s": 0.10}}
+    got = {b["versus"]: b for b in break_even(costs, {}, "accuracy")}
+    assert got["rag"]["queries"] == 101 and got["rag"]["why_none"] is None      # 100 s / 1.0 s saved, +1
+    assert got["zero-shot"]["queries"] is None and "timing noise" in got["zero-shot"]["why_none"]
+    assert got["fast"]["queries"] is None and "not cheaper" in got["fast"]["why_none"]
+
+
+def test_costs_are_a_short_summary_then_one_transposed_table_per_arm_kind():
+    from bench.report import cost_tables
+
+    decision = {"qa": {"costs": {
+        "zero-shot": {"latency_s": 0.2, "prompt_tokens": 90.0, "predict_s": 9.0, "cached": False},
+        "rag-k3": {"latency_s": 1.0, "prompt_tokens": 700.0, "predict_s": 50.0, "k": 3, "index": "flat"},
+        "lora": {"latency_s": 0.2, "prompt_tokens": 90.0, "predict_s": 30.0, "train_wall_s": 150.0, "steps": 24}}}}
+    run = {"spec": {"arms": [{"name": "zero-shot", "arm": "prompt"}, {"name": "rag-k3", "arm": "rag"},
+                             {"name": "lora", "arm": "finetune"}]}}
+    tables = cost_tables(decision, run)
+    title, head, rows = tables[0]
+    assert title == "Costs" and head[:2] == ["task", "arm variant"] and "training s" in head
+    assert rows[2][head.index("training s")] == "150.0" and rows[0][head.index("training s")] == ""
+    details = {t: (h, r) for t, h, r in tables[1:]}
+    assert set(details) == {"Retrieval details", "Fine-tuning details"}      # prompting measured nothing more
+    h, r = details["Retrieval details"]
+    assert h == ["measured", "rag-k3 · qa"] and ["k", "3"] in r and ["index", "flat"] in r
+    assert all(row[0] not in ("latency_s", "cached") for _, (_, rr) in details.items() for row in rr)
