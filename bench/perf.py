@@ -5,7 +5,7 @@
     python -m bench.perf train [--suite legal] [--task clause_type] [--steps 6] [--batch-size 8]
 
 `train`: fine-tuning arm (LoRA) training tokens/s, counting real tokens only (never padding):
-the arm's Trainer path (length-grouped, left-padded batches, logits only at answer positions)
+the arm's Trainer path (length-grouped, right-padded batches, logits only at answer positions)
 against a naive fp32 loop (right-padded to --naive-length, full logits), on the same examples.
 
     python -m bench.perf rag [--suite legal] [--sizes 10000,100000] [--batch-sizes 16,32,64]
@@ -30,19 +30,36 @@ import time
 import numpy as np
 
 
-def matmul_peak(dtype_name: str, size: int = 2048, seconds: float = 3.0) -> float:
-    """Sustained FLOP/s of a square matmul in `dtype_name`: the machine's practical ceiling."""
+def matmul_peak(dtype_name: str, size: int = 2048, seconds: float = 3.0, device: str = "cpu") -> float:
+    """Sustained FLOP/s of a square matmul in `dtype_name`: the machine's practical ceiling
+    (8192^2 on a GPU, where 2048^2 is too small to fill it)."""
     import torch
 
+    cuda = device.startswith("cuda")
+    size = max(size, 8192) if cuda else size
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
     for _ in range(3):
         a @ b
+    sync()
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        a @ b
-        n += 1
+        for _ in range(10 if cuda else 1):
+            a @ b
+            n += 1
+        sync()
     return 2 * size**3 * n / (time.perf_counter() - start)
+
+
+def body_params(model) -> int:
+    """Parameters every token passes through (not the embedding lookup, not the output head,
+    which the arm runs at answer positions only): N in the 6N / 4N FLOPs-per-token rule."""
+    return sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
 
 
 def flops_per_token(model, context: float) -> float:
@@ -117,7 +134,7 @@ def bench_train(args: argparse.Namespace) -> dict:
     from .models import load_model
     from .suites import load_suite
     from .training.sft import encode_task
-    from .training.trainer import TrainConfig, fit, prepare_model
+    from .training.trainer import TrainConfig, TrainingError, fit, prepare_model
 
     suite = load_suite(args.suite, apply_limits=False)
     task = suite.tasks[args.task]
@@ -130,12 +147,12 @@ def bench_train(args: argparse.Namespace) -> dict:
                  "threads": torch.get_num_threads(), "examples": len(rows), "batch_size": args.batch_size,
                  "mean_real_tokens": float(np.mean(real)), "max_real_tokens": max(real)}
     cfg = TrainConfig(method="lora", rank=16, alpha=32, dropout=0.05, epochs=1, batch_size=args.batch_size,
-                      learning_rate=2e-4, warmup_ratio=0.0, seed=0)
+                      learning_rate=args.learning_rate, warmup_ratio=0.0, seed=0)
 
     # naive: fp32, every batch right-padded to naive_length, logits at every position
     model = prepare_model(lm.model, cfg, lm.device)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate)
     width = args.naive_length
     pad = lm.tokenizer.pad_token_id
     batches = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
@@ -161,24 +178,89 @@ def bench_train(args: argparse.Namespace) -> dict:
     out["naive_fp32_padded"] = {"real_tokens_per_s": toks / took, "padded_tokens_per_s": len(rows) * width / took,
                                 "s_per_step": took / len(batches), "width": width}
     del model, opt
+    if lm.device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
-    variants = [("trident_fp32", "float32", 0.05), ("trident_bf16_frozen_base", "bfloat16", 0.05),
-                ("trident_bf16_frozen_base_no_dropout", "bfloat16", 0.0)]
-    for name, base_dtype, dropout in variants:
-        if base_dtype == "bfloat16" and not args.with_bf16:
+    n_body = body_params(lm.model)
+    peak_dtype = "bfloat16" if (args.with_bf16 or lm.device.startswith("cuda")) else "float32"
+    peak = matmul_peak(peak_dtype, device=lm.device)
+    out["mfu_basis"] = {"body_params": n_body, "flops_per_token_lora": 4 * n_body, "flops_per_token_full": 6 * n_body,
+                        "matmul_peak_tflops": peak / 1e12, "peak_dtype": peak_dtype}
+
+    def mfu(tokens_per_s: float, method: str) -> float:
+        return (6 if method == "full" else 4) * n_body * tokens_per_s / peak
+
+    if args.hf_baseline:
+        out["hf_trainer_padded"] = _hf_padded_baseline(lm, rows, cfg, args)
+        out["hf_trainer_padded"]["mfu"] = mfu(out["hf_trainer_padded"]["real_tokens_per_s"], "lora")
+
+    variants = [("trident_fp32", "lora", "float32", 0.05), ("trident_bf16_frozen_base", "lora", "bfloat16", 0.05),
+                ("trident_bf16_frozen_base_no_dropout", "lora", "bfloat16", 0.0), ("trident_full", "full", "float32", 0.0)]
+    for name, method, base_dtype, dropout in variants:
+        if (base_dtype == "bfloat16" and not args.with_bf16) or (method == "full" and not args.with_full):
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            c = TrainConfig(**{**cfg.__dict__, "base_dtype": base_dtype, "dropout": dropout})
+            c = TrainConfig(**{**cfg.__dict__, "method": method, "base_dtype": base_dtype, "dropout": dropout,
+                               "learning_rate": cfg.learning_rate / 10 if method == "full" else cfg.learning_rate})
             model = prepare_model(lm.model, c, lm.device)
-            fit(model, lm.tokenizer, rows[: args.batch_size], None, c, Path(tmp) / "warm", device=lm.device,
-                log=lambda m: None)
-            res = fit(model, lm.tokenizer, rows, None, c, Path(tmp) / "run", device=lm.device, log=lambda m: None)
+            try:
+                fit(model, lm.tokenizer, rows[: args.batch_size], None, c, Path(tmp) / "warm", device=lm.device,
+                    log=lambda m: None)
+                res = fit(model, lm.tokenizer, rows, None, c, Path(tmp) / "run", device=lm.device, log=lambda m: None)
+            except TrainingError as e:  # reported, not hidden: the other variants still get timed
+                out[name] = {"error": str(e), "method": method, "base_dtype": base_dtype}
+                continue
         out[name] = {"real_tokens_per_s": res.tokens_per_s, "s_per_step": res.step_seconds / max(1, res.steps),
                      "steps": res.steps, "wall_s_incl_setup_and_save": res.wall_seconds,
                      "speedup_vs_naive": res.tokens_per_s / out["naive_fp32_padded"]["real_tokens_per_s"],
-                     "lora_dropout": dropout, "base_dtype": base_dtype,
+                     "mfu": mfu(res.tokens_per_s, method), "method": method, "precision": res.precision,
+                     "lora_dropout": dropout if method == "lora" else None,
                      "peak_memory_mb": res.peak_memory_mb, "peak_memory_kind": res.peak_memory_kind}
+        if "hf_trainer_padded" in out and method == "lora":
+            out[name]["speedup_vs_hf_trainer_padded"] = res.tokens_per_s / out["hf_trainer_padded"]["real_tokens_per_s"]
+        del model
+        if lm.device.startswith("cuda"):
+            torch.cuda.empty_cache()
     return out
+
+
+def _hf_padded_baseline(lm, rows: list[dict], cfg, args: argparse.Namespace) -> dict:
+    """transformers' Trainer set up as its tutorials do: every example right-padded to
+    --max-length, loss from logits at every position (labels -100 on prompt and padding), bf16
+    autocast over fp32 weights on CUDA, no length grouping; the same LoRA and data as the arm."""
+    import tempfile
+
+    import torch
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    from .training.trainer import TrainConfig, _StepTimer, prepare_model
+
+    width, pad = args.max_length, lm.tokenizer.pad_token_id
+    padded = []
+    for r in rows:
+        k = len(r["input_ids"])
+        padded.append({"input_ids": r["input_ids"] + [pad] * (width - k), "attention_mask": [1] * k + [0] * (width - k),
+                       "labels": r["labels"] + [-100] * (width - k)})
+    real = sum(len(r["input_ids"]) for r in rows)
+    cuda = lm.device.startswith("cuda")
+
+    def run(data, tmp):
+        model = prepare_model(lm.model, TrainConfig(**{**cfg.__dict__, "base_dtype": "float32"}), lm.device)
+        timer = _StepTimer()
+        targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=args.batch_size, num_train_epochs=1,
+                                  learning_rate=cfg.learning_rate, bf16=cuda and torch.cuda.is_bf16_supported(),
+                                  save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=10,
+                                  use_cpu=not cuda, dataloader_pin_memory=cuda, remove_unused_columns=False)
+        Trainer(model=model, args=targs, train_dataset=data, data_collator=default_data_collator,
+                callbacks=[timer]).train()
+        return timer.seconds
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run(padded[: args.batch_size], tmp)  # warm-up
+        seconds = run(padded, tmp)
+    steps = -(-len(rows) // args.batch_size)
+    return {"real_tokens_per_s": real / seconds, "padded_tokens_per_s": len(rows) * width / seconds,
+            "s_per_step": seconds / steps, "steps": steps, "width": width}
 
 
 def bench_rag(args: argparse.Namespace) -> dict:
@@ -299,6 +381,11 @@ def main() -> None:
     tr.add_argument("--batch-size", type=int, default=8)
     tr.add_argument("--max-length", type=int, default=256)
     tr.add_argument("--naive-length", type=int, default=128, help="the naive loop pads every batch to this")
+    tr.add_argument("--learning-rate", type=float, default=2e-4,
+                    help="LoRA learning rate (full fine-tuning uses a tenth); throughput does not depend on it")
+    tr.add_argument("--hf-baseline", action="store_true",
+                    help="also time transformers' Trainer with padding to --max-length and full logits")
+    tr.add_argument("--with-full", action="store_true", help="also time full fine-tuning (6N FLOPs per token)")
     tr.add_argument("--with-bf16", action="store_true",
                     help="also time a bf16 frozen base with fp32 adapters, with and without LoRA dropout")
     rg = sub.add_parser("rag")

@@ -1,4 +1,4 @@
-"""SFT encoding and the left-padding collator: loss only on answer tokens, and the answer-only
+"""SFT encoding and the right-padding collator: loss only on answer tokens, and the answer-only
 logits give exactly the loss computed from logits at every position."""
 
 import torch
@@ -6,7 +6,7 @@ import torch
 from bench.config import TaskSpec
 from bench.data import Example
 from bench.prompts import render_prompt
-from bench.training.sft import IGNORE, LeftPadCollator, answer_suffix, encode_pair, encode_task
+from bench.training.sft import IGNORE, RightPadCollator, answer_suffix, encode_pair, encode_task
 
 TASK = TaskSpec(name="t", kind="classification", data={"file": "x.jsonl"}, input_field="text", target_field="label",
                 labels=["red", "blue"], instruction="Which colour?", metrics=["accuracy"])
@@ -40,7 +40,7 @@ def test_long_prompts_are_cut_in_the_middle_keeping_the_answer():
 
 def test_answer_only_logits_give_the_full_loss(tiny_lm):
     rows = encode_task(tiny_lm.tokenizer, TASK, examples(), 512)
-    batch = LeftPadCollator(tiny_lm.tokenizer.pad_token_id)(rows)
+    batch = RightPadCollator(tiny_lm.tokenizer.pad_token_id)(rows)
     width = batch["input_ids"].shape[1]
     assert batch["logits_to_keep"] < width
     full_labels = torch.full_like(batch["input_ids"], IGNORE)
@@ -49,3 +49,19 @@ def test_answer_only_logits_give_the_full_loss(tiny_lm):
         fast = tiny_lm.model(**batch).loss
         slow = tiny_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=full_labels).loss
     assert torch.allclose(fast, slow, atol=1e-5)
+
+
+def test_a_padded_batch_gives_each_row_its_unpadded_loss(tiny_lm):
+    """Padding must change nothing: the batch loss equals the token-weighted mean of the rows'
+    losses computed one at a time without any padding."""
+    rows = encode_task(tiny_lm.tokenizer, TASK, examples(), 512)
+    assert len({len(r["input_ids"]) for r in rows}) > 1          # the batch really is padded
+    collate = RightPadCollator(tiny_lm.tokenizer.pad_token_id)
+    with torch.no_grad():
+        batch = tiny_lm.model(**collate(rows)).loss
+        total = tokens = 0
+        for r in rows:
+            n = sum(l != IGNORE for l in r["labels"][1:])
+            total += tiny_lm.model(**collate([r])).loss * n
+            tokens += n
+    assert torch.allclose(batch, total / tokens, atol=1e-5)

@@ -110,9 +110,16 @@ class ListDataset:
 
 
 @dataclass
-class LeftPadCollator:
-    """Left-pads to the longest row of the batch; `logits_to_keep`
-    covers the last position before the first answer token through the end."""
+class RightPadCollator:
+    """Right-pads to the longest row of the batch; `logits_to_keep` covers the last position
+    before the earliest answer token of the batch through the end, so the head runs only where
+    labels exist (length-grouped batches keep that window a few tokens wide).
+
+    Right, not left: a left-padded row's leading pad queries can attend to nothing, and CUDA's
+    SDPA backward returns NaN gradients for such fully masked rows (found on an H100 with a
+    448-wide batch padded by 2-16 tokens; eager attention gave finite ones). With right padding
+    every query sees at least its own row's first token, and positions need no `position_ids`
+    (which made a CPU step 3x slower with transformers 5.23)."""
 
     pad_id: int
     answer_logits_only: bool = True
@@ -126,12 +133,9 @@ class LeftPadCollator:
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             n = len(r["input_ids"])
-            ids[i, width - n:] = torch.tensor(r["input_ids"])
-            labels[i, width - n:] = torch.tensor(r["labels"])
-            mask[i, width - n:] = 1
-        # No position_ids: rotary attention depends on relative positions only, so the left padding's
-        # offset changes nothing, while explicit position ids made a training step 3x slower on CPU
-        # (measured with transformers 5.23: they send attention down a slower masking path).
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
         keep = width
         if self.answer_logits_only:
             has = (labels != IGNORE).any(0).nonzero()

@@ -2,7 +2,7 @@
 validation, best checkpoint restored, resume after an interruption, OOM fallback.
 
 Why Trainer rather than a hand-written loop: the arm's speed comes from what is fed to the model
-(length-grouped, left-padded batches with logits only at answer positions, see sft.py), not from
+(length-grouped, right-padded batches with logits only at answer positions, see sft.py), not from
 the loop around it, and Trainer brings DDP / `accelerate launch` / torchrun, checkpoint + resume,
 gradient accumulation with correct token-count normalisation, warm-up and decay for free. The
 benchmark (`python -m bench.perf train`) measures the Trainer path against a naive loop.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..generate import contiguous_head
-from .sft import LeftPadCollator, ListDataset
+from .sft import RightPadCollator, ListDataset
 
 # LoRA targets per architecture (config.model_type); anything else gets PEFT's "all-linear".
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -270,7 +270,7 @@ def _build(model, tokenizer, train_rows, val_rows, cfg, out_dir, device, bs, acc
         callbacks.append(_Progress(progress, label))
     trainer = _Trainer(model=model, args=args, train_dataset=ListDataset(train_rows),
                        eval_dataset=ListDataset(val_rows) if has_val else None,
-                       data_collator=LeftPadCollator(tokenizer.pad_token_id), callbacks=callbacks, task_metric=metric)
+                       data_collator=RightPadCollator(tokenizer.pad_token_id), callbacks=callbacks, task_metric=metric)
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     return trainer, timer
@@ -329,12 +329,21 @@ class _StepTimer(_callback_base()):  # type: ignore[misc]
         self.tokens_at_start = state.num_input_tokens_seen
 
     def on_step_begin(self, args, state, control, **kw):
+        _sync()
         self._t = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kw):
         if self._t is not None:
+            _sync()  # CUDA runs ahead of Python: a step has taken its time only once the GPU is done
             self.seconds += time.perf_counter() - self._t
             self._t = None
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 class _FiniteLoss(_callback_base()):  # type: ignore[misc]
