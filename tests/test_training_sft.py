@@ -65,3 +65,12 @@ def test_a_padded_batch_gives_each_row_its_unpadded_loss(tiny_lm):
             total += tiny_lm.model(**collate([r])).loss * n
             tokens += n
     assert torch.allclose(batch, total / tokens, atol=1e-5)
+
+
+def test_widths_can_be_rounded_up_without_changing_the_loss(tiny_lm):
+    rows = encode_task(tiny_lm.tokenizer, TASK, examples(), 512)
+    plain = RightPadCollator(tiny_lm.tokenizer.pad_token_id)(rows)
+    rounded = RightPadCollator(tiny_lm.tokenizer.pad_token_id, pad_to_multiple_of=64)(rows)
+    assert rounded["input_ids"].shape[1] % 64 == 0 and rounded["input_ids"].shape[1] >= plain["input_ids"].shape[1]
+    with torch.no_grad():
+        assert torch.allclose(tiny_lm.model(**plain).loss, tiny_lm.model(**rounded).loss, atol=1e-5)

@@ -123,11 +123,16 @@ class RightPadCollator:
 
     pad_id: int
     answer_logits_only: bool = True
+    # CUDA compiles or tunes kernels (cuDNN attention, cuBLASLt) per new shape; length-grouped
+    # batches of any width meant one such cost per width in a short run. A multiple of 64 caps
+    # the distinct widths at max_length / 64.
+    pad_to_multiple_of: int = 1
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         width = max(len(r["input_ids"]) for r in rows)
+        width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)

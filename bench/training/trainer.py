@@ -270,7 +270,7 @@ def _build(model, tokenizer, train_rows, val_rows, cfg, out_dir, device, bs, acc
         callbacks.append(_Progress(progress, label))
     trainer = _Trainer(model=model, args=args, train_dataset=ListDataset(train_rows),
                        eval_dataset=ListDataset(val_rows) if has_val else None,
-                       data_collator=RightPadCollator(tokenizer.pad_token_id), callbacks=callbacks, task_metric=metric)
+                       data_collator=RightPadCollator(tokenizer.pad_token_id, pad_to_multiple_of=64 if cuda else 1), callbacks=callbacks, task_metric=metric)
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     return trainer, timer
