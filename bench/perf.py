@@ -3,10 +3,13 @@
     python -m bench.perf prompt [--suite legal] [--task clause_type] [--n 32]
 
     python -m bench.perf train [--suite legal] [--task clause_type] [--steps 6] [--batch-size 8]
+                               [--with-bf16] [--hf-baseline] [--with-full] [--model random:qwen2.5-0.5b --device cuda]
 
 `train`: fine-tuning arm (LoRA) training tokens/s, counting real tokens only (never padding):
 the arm's Trainer path (length-grouped, right-padded batches, logits only at answer positions)
-against a naive fp32 loop (right-padded to --naive-length, full logits), on the same examples.
+against a naive fp32 loop (right-padded to --naive-length, full logits), on the same examples;
+optionally against transformers' Trainer padded to --max-length, and full fine-tuning; MFU
+(4N / 6N FLOPs per token) against the device's measured matmul peak.
 
     python -m bench.perf rag [--suite legal] [--sizes 10000,100000] [--batch-sizes 16,32,64]
 
