@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUITE  ?= legal
+PROFILE ?=
 ARGS   ?=
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
@@ -25,12 +26,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 bench: $(STAMP)
-	$(VENV)/bin/bench run $(SUITE) $(ARGS)
+	$(VENV)/bin/bench run $(SUITE) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
 
 validate: $(STAMP)
 	$(VENV)/bin/bench validate $(SUITE)
 
 test: $(STAMP)
+	$(PY) -m ruff check bench tests
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

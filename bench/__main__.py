@@ -1,8 +1,9 @@
-"""Command line: `bench run|ls|validate|report` (also `python -m bench`). One function per command."""
+"""Command line: `bench ls|validate|describe|run|report|compare` (also `python -m bench`). One function per command."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .config import SuiteError
+from .errors import BenchError
 
 console = Console()
 if not console.is_terminal:  # logs and CI: wide enough that score tables never truncate
@@ -46,7 +48,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         console.print(f"  {t.name} ({t.spec.kind}): {sizes}")
     if suite.corpus:
         console.print(f"  corpus: {len(suite.corpus)} documents")
-    console.print(f"[green]{suite.path} is valid[/green]: {len(suite.tasks)} tasks, {len(suite.spec.arms)} arm variants")
+    console.print(f"[green]{suite.path} is valid[/green]: "
+                  f"{len(suite.tasks)} tasks, {len(suite.spec.arms)} arm variants")
     return 0
 
 
@@ -59,12 +62,40 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import RunOptions, run_suite
+    from .runner import run_suite
 
-    opts = RunOptions(arms=_csv(args.arms), tasks=_csv(args.tasks), limit=args.limit, model=args.model,
-                      device=args.device, dtype=args.dtype, batch_size=args.batch_size, use_cache=not args.no_cache,
-                      results=Path(args.results), trust_remote_code=args.trust_remote_code, retrain=args.retrain)
-    return _show(run_suite(args.suite, opts, console))
+    return _show(run_suite(args.suite, run_options(args), console))
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of RunOptions, with the field's help: the options are declared once."""
+    from .runner import RunOptions
+
+    for f in dataclasses.fields(RunOptions):
+        meta, flag = f.metadata, f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            action = "store_false" if f.default is True else "store_true"
+            p.add_argument(flag, dest=f.name, action=action, help=meta["help"])
+        else:
+            convert = int if "int" in str(f.type) else str
+            p.add_argument(flag, dest=f.name, type=convert, default=None, help=meta["help"])
+
+
+def run_options(args: argparse.Namespace):
+    """RunOptions from parsed arguments: options not given keep the field's default."""
+    from .runner import RunOptions
+
+    given = {}
+    for f in dataclasses.fields(RunOptions):
+        value = getattr(args, f.name)
+        if value is None:
+            continue
+        if f.metadata.get("csv"):
+            value = [v.strip() for v in value.split(",") if v.strip()] or None
+        elif f.name == "results":
+            value = Path(value)
+        given[f.name] = value
+    return RunOptions(**given)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -78,11 +109,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _show(run_dir: Path) -> int:
     """Write every report file, print the tables and verdicts, and where the files are."""
     from .report import terminal_tables, write_report
+    from .results import load_run
     from .store import read_json
 
-    paths = write_report(run_dir)
+    run = load_run(run_dir)  # read once, rendered in every format
+    paths = write_report(run)
     decision = read_json(paths["decision"])  # the analysis write_report just made, not a second one
-    for table in terminal_tables(run_dir, decision):
+    for table in terminal_tables(run, decision):
         console.print(table)
     console.rule("verdicts")
     for d in decision.values():
@@ -104,10 +137,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="Prompt, fine-tune or retrieve? Measure it.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,17 +149,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_describe)
     r = sub.add_parser("run", help="run a suite's arm variants and report")
     r.add_argument("suite")
-    r.add_argument("--arms", help="comma-separated arm variants (default: all)")
-    r.add_argument("--tasks", help="comma-separated tasks (default: all)")
-    r.add_argument("--limit", type=int, help="cap each task's test split (seeded subsample)")
-    r.add_argument("--model", help="override the suite's model spec")
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    r.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    r.add_argument("--batch-size", type=int, default=None, help="default: 16 on CUDA, 8 on CPU")
-    r.add_argument("--no-cache", action="store_true", help="recompute predictions even when cached")
-    r.add_argument("--results", default=os.environ.get("TRIDENT_RESULTS", "results"))
-    r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
-    r.add_argument("--retrain", action="store_true", help="retrain fine-tuned variants even when cached")
+    add_run_options(r)
     r.set_defaults(fn=cmd_run)
     rep = sub.add_parser("report", help="rebuild the report of a run directory (no model needed)")
     rep.add_argument("run_dir")
@@ -151,17 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             err.print(f"[red]error[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
         err.print(f"{len(e.problems)} problem(s) found")
         return 2
-    except KeyError as e:
-        err.print(f"error: {escape(str(e.args[0]))}", highlight=False, soft_wrap=True)
-        return 2
-    except Exception as e:  # last resort: one line, never a traceback, unless asked for
-        from .models import ModelError
-
+    except BenchError as e:  # a user mistake: one line; anything else is a bug and keeps its traceback
         if os.environ.get("TRIDENT_DEBUG"):
             raise
-        kind = "" if isinstance(e, ModelError) else f"{type(e).__name__}: "
-        err.print(f"error: {escape(kind + str(e))} (set TRIDENT_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
-        return 1
+        err.print(f"error: {escape(str(e))}", highlight=False, soft_wrap=True)
+        return e.exit_code
 
 
 if __name__ == "__main__":

@@ -5,52 +5,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.table import Table
+from rich.table import Table as RichTable
 
-from .report import fmt
-from .store import read_json
-
-
-def _label(run_dir: Path, run: dict) -> str:
-    return f"{run['suite']}/{run_dir.name} ({run['model']['spec']}, {run['model']['dtype']})"
+from .render_markdown import markdown_table
+from .render_terminal import rich_table
+from .results import RunResults, load_run
+from .tables import Row, Table, fmt
 
 
-def compare_runs(run_dirs: list[Path]) -> tuple[Table, str]:
-    for d in run_dirs:
-        if not (d / "scores.json").is_file():
-            raise KeyError(f"{d}: not a run directory (no scores.json); expected results/<suite>/<run-id>")
-    runs = [(d, read_json(d / "run.json"), read_json(d / "scores.json")) for d in run_dirs]
-    labels = [_label(d, r) for d, r, _ in runs]
-    keys: list[tuple[str, str, str]] = []
-    for _, _, s in runs:
-        for t, ts in s["tasks"].items():
-            for m in ts["metrics"]:
-                for a in ["floor", *ts["arms"]]:
-                    if (t, m, a) not in keys:
-                        keys.append((t, m, a))
+def compare_runs(run_dirs: list[Path]) -> tuple[RichTable, str]:
+    """The comparison as a terminal table and as Markdown (for `--out`)."""
+    table = comparison_table([load_run(d) for d in run_dirs])
+    md = markdown_table(table) + ([""] + [f"Note: {n}" for n in table.notes] if table.notes else [])
+    return rich_table(table, fold=True), "\n".join(md) + "\n"
 
-    def cell(s: dict, t: str, m: str, a: str) -> str:
-        ts = s["tasks"].get(t)
-        if not ts:
-            return "—"
-        est = ts["floor"]["metrics"].get(m) if a == "floor" else ts["arms"].get(a, {}).get("metrics", {}).get(m)
-        return fmt(est)
 
-    table = Table(title="comparison of runs: score [95% CI]")
-    for col in ("task", "metric", "arm variant", *labels):
-        table.add_column(col, overflow="fold")
-    md = ["| task | metric | arm variant | " + " | ".join(labels) + " |", "|---|---|---|" + "---|" * len(labels)]
-    for t, m, a in keys:
-        cells = [cell(s, t, m, a) for _, _, s in runs]
-        table.add_row(t, m, a, *cells)
-        md.append(f"| {t} | {m} | {a} | " + " | ".join(cells) + " |")
+def comparison_table(runs: list[RunResults]) -> Table:
+    """One row per (task, metric, arm variant) found in any run, one column per run; notes warn
+    where the runs' test examples differ."""
+    keys = list(dict.fromkeys((name, m, arm) for run in runs for name, task in run.tasks.items()
+                              for m in task.metrics for arm in ["floor", *task.arms]))
+    rows = [Row([t, m, a, *[_score(run, t, m, a) for run in runs]]) for t, m, a in keys]
     notes = []
-    tasks = {t for _, _, s in runs for t in s["tasks"]}
-    for t in sorted(tasks):
-        hashes = {r["data"].get(t, {}).get("test_hash") for _, r, _ in runs if t in r["data"]}
-        if len(hashes) > 1:
+    for t in sorted({t for run in runs for t in run.tasks}):
+        if len({run.test_hashes.get(t) for run in runs if t in run.test_hashes}) > 1:
             notes.append(f"{t}: the runs used different test examples; compare with care.")
-    if notes:
-        table.caption = " ".join(notes)
-        md += [""] + [f"Note: {n}" for n in notes]
-    return table, "\n".join(md) + "\n"
+    header = ["task", "metric", "arm variant", *[_label(run) for run in runs]]
+    return Table("comparison of runs: score [95% CI]", header, rows, notes, numeric_from=3)
+
+
+def _label(run: RunResults) -> str:
+    return f"{run.suite}/{run.run_dir.name} ({run.model_spec}, {run.dtype})"
+
+
+def _score(run: RunResults, task: str, metric: str, arm: str) -> str:
+    found = run.tasks.get(task)
+    if found is None:
+        return "—"
+    if arm == "floor":
+        return fmt(found.floor.metrics.get(metric))
+    return fmt(found.arms[arm].metrics.get(metric) if arm in found.arms else None)

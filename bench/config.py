@@ -2,22 +2,26 @@
 
 A suite is declarative: pydantic models reject unknown keys and wrong types, and
 `parse_suite_yaml` turns each pydantic error into a `Problem` naming the file, the YAML line,
-the field path and what was expected, so `bench validate` can list them all at once.
+the field path and what was expected (see `bench.yaml_problems`), so `bench validate` can list
+them all at once.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import ConfigError, unknown_name
+from .yaml_problems import Problem, Schema, problem_from_error
+from .yaml_problems import yaml_line as yaml_line  # re-exported: `from bench.config import yaml_line` still works
+
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TaskKind = Literal["classification", "qa", "generation"]
+SplitLimits = dict[Split, Annotated[int, Field(ge=1)]]
 
 
 class Strict(BaseModel):
@@ -44,7 +48,7 @@ class DataSpec(Strict):
     hub: HubData | None = Field(None, description="a hub dataset (online users only)")
 
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> "DataSpec":
+    def _exactly_one_source(self) -> DataSpec:
         given = [k for k in ("files", "file", "hub") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of 'files', 'file' or 'hub' (got {given or 'none'})")
@@ -71,13 +75,13 @@ class TaskSpec(Strict):
     input_prefix: str = Field("Input", description="the name the prompt gives the input")
     metrics: list[str] = Field(min_length=1, description="metric names from bench.metrics")
     max_new_tokens: int = Field(32, ge=1, le=4096, description="generation budget for qa/generation")
-    limit: dict[Split, int] | None = Field(
+    limit: SplitLimits | None = Field(
         None, description="seeded subsample size per split (keeps the default run small)")
     gold_doc_field: str | None = Field(
         None, description="column naming the corpus document that answers the example (for recall@k and MRR)")
 
     @model_validator(mode="after")
-    def _labels_match_kind(self) -> "TaskSpec":
+    def _labels_match_kind(self) -> TaskSpec:
         if self.kind == "classification" and not self.labels:
             raise ValueError("a classification task needs 'labels'")
         if self.kind != "classification" and self.labels:
@@ -107,7 +111,7 @@ class CorpusSpec(Strict):
     text_field: str = "text"
 
     @model_validator(mode="after")
-    def _some_source(self) -> "CorpusSpec":
+    def _some_source(self) -> CorpusSpec:
         if not self.files and not self.folder:
             raise ValueError("give 'files' (JSONL) or 'folder' (.txt/.md documents)")
         return self
@@ -138,10 +142,12 @@ class FinetuneArm(Strict):
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] | None = Field(None, description="LoRA targets; default per architecture")
     epochs: float = Field(3, gt=0, description="maximum passes over train")
-    learning_rate: float = Field(2e-4, gt=0)
+    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate of AdamW")
     batch_size: int = Field(8, ge=1, description="examples per optimiser step (before accumulation)")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    warmup_ratio: float = Field(
+        0.1, ge=0, lt=1, description="share of the optimiser steps spent warming the learning rate up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on the trained parameters")
     patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
     max_length: int = Field(512, ge=16, description="longest training sequence in tokens")
     knowledge: Literal["none", "before", "mixed"] = Field(
@@ -152,7 +158,8 @@ class FinetuneArm(Strict):
     select_on: Literal["loss", "metric"] = Field(
         "loss", description="early stopping and best checkpoint by validation loss, or by the task metric "
                             "(classification; the metric is logged either way)")
-    metric_limit: int = Field(64, ge=1, description="validation examples (a seeded sample) scored for the task metric at each evaluation")
+    metric_limit: int = Field(
+        64, ge=1, description="validation examples (a seeded sample) scored for the task metric at each evaluation")
     train_limit: int | None = Field(
         None, ge=2, description="seeded subsample of train examples per task for this variant (keeps CPU runs short)")
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
@@ -180,6 +187,40 @@ class RagArm(Strict):
 
 
 ArmSpec = Annotated[Union[PromptArm, FinetuneArm, RagArm], Field(discriminator="arm")]
+ARM_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptArm, "finetune": FinetuneArm, "rag": RagArm}
+
+
+def _check_unique(items: list[Any] | None, what: str) -> list[Any] | None:
+    names = [item.name for item in items or []]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{what} must be unique; repeated: {', '.join(dup)}")
+    return items
+
+
+class Profile(Strict):
+    """A named way to run the suite (`bench run SUITE --profile NAME`): another arm list and/or
+    other subsample sizes over the suite's own tasks, data, instructions and metrics. One level
+    only: a profile changes the suite as declared at the top of suite.yaml, never another profile."""
+
+    description: str = Field("", description="what the profile is for, shown by `bench ls` and `bench validate`")
+    arms: list[ArmSpec] | None = Field(
+        None, min_length=1, description="replaces the suite's `arms:` list (default: the suite's arms)")
+    limits: dict[str, SplitLimits | None] = Field(
+        default_factory=dict,
+        description="task name -> replaces that task's `limit` (same form: split -> examples); null: every "
+                    "example. Tasks not named keep their own `limit`")
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arm_names(cls, arms: list[Any] | None) -> list[Any] | None:
+        return _check_unique(arms, "arm variant names")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Profile:
+        if self.arms is None and not self.limits:
+            raise ValueError("a profile needs 'arms' and/or 'limits'; otherwise it is the suite itself")
+        return self
 
 
 class SuiteSpec(Strict):
@@ -192,51 +233,44 @@ class SuiteSpec(Strict):
     tasks: list[TaskSpec] = Field(min_length=1)
     corpus: CorpusSpec | None = None
     arms: list[ArmSpec] = Field(min_length=1)
+    profiles: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Profile] = Field(
+        default_factory=dict, description="named profiles (`--profile NAME`): other arms and/or limits")
 
     @field_validator("tasks", "arms")
     @classmethod
     def _unique_names(cls, items: list[Any], info: Any) -> list[Any]:
-        names = [item.name for item in items]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            what = "task names" if info.field_name == "tasks" else "arm variant names"
-            raise ValueError(f"{what} must be unique; repeated: {', '.join(dup)}")
-        return items
+        return _check_unique(items, "task names" if info.field_name == "tasks" else "arm variant names")
+
+    def resolve(self, profile: str | None) -> SuiteSpec:
+        """The suite a run uses: the profile's arms and limits applied (none: the suite as declared),
+        and `profiles` left out, so a run's resolved spec holds exactly what it ran."""
+        if profile is None:
+            return self.model_copy(update={"profiles": {}})
+        if profile not in self.profiles:
+            if not self.profiles:
+                raise ConfigError(f"suite '{self.name}' has no profiles; run it without --profile")
+            raise ConfigError(f"suite '{self.name}': " + unknown_name("profile", profile, list(self.profiles)))
+        chosen = self.profiles[profile]
+        tasks = [t.model_copy(update={"limit": chosen.limits[t.name]}) if t.name in chosen.limits else t
+                 for t in self.tasks]
+        return self.model_copy(update={"tasks": tasks, "arms": chosen.arms or self.arms, "profiles": {}})
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
             if t.name == name:
                 return t
-        raise KeyError(unknown_name("task", name, [t.name for t in self.tasks]))
+        raise ConfigError(unknown_name("task", name, [t.name for t in self.tasks]))
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a suite, located so a person can go straight to it."""
-
-    file: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+SUITE_SCHEMA = Schema(root=SuiteSpec, tag="arm", tagged=ARM_SPECS)
 
 
-class SuiteError(Exception):
+class SuiteError(ConfigError):
     """Raised with every problem found, so callers print them all and exit non-zero."""
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
-
-
-def unknown_name(kind: str, name: str, known: list[str]) -> str:
-    """'unknown metric 'acc'; did you mean 'accuracy'? known: ...' — used by every registry."""
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown {kind} '{name}'{hint} (known: {', '.join(sorted(known))})"
 
 
 def parse_suite_yaml(path: Path) -> SuiteSpec:
@@ -245,132 +279,19 @@ def parse_suite_yaml(path: Path) -> SuiteSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise SuiteError([Problem(shown, None, "", f"not valid UTF-8 (byte {e.start}); save the file as UTF-8")])
+        raise SuiteError([Problem(shown, None, "", f"not valid UTF-8 (byte {e.start}); save the file as UTF-8")]) from e
     except OSError as e:
-        raise SuiteError([Problem(shown, None, "", f"cannot read: {e.strerror}")])
+        raise SuiteError([Problem(shown, None, "", f"cannot read: {e.strerror}")]) from e
     try:
         root_node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise SuiteError([Problem(shown, line, "", f"not valid YAML: {getattr(e, 'problem', e)}")])
+        raise SuiteError([Problem(shown, line, "", f"not valid YAML: {getattr(e, 'problem', e)}")]) from e
     if not isinstance(raw, dict):
         raise SuiteError([Problem(shown, 1, "", "expected a mapping of suite keys (name, tasks, arms, ...)")])
     try:
         return SuiteSpec.model_validate(raw)
     except ValidationError as e:
-        raise SuiteError([_problem_from_error(shown, root_node, raw, err) for err in e.errors()])
-
-
-def _problem_from_error(shown: str, root: yaml.Node | None, raw: Any, err: dict[str, Any]) -> Problem:
-    loc = _yaml_path(raw, err["loc"])
-    field = _dotted(loc)
-    line = _line_of(root, loc)
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        parent_model = _model_at(loc[:-1], raw)
-        known = list(parent_model.model_fields) if parent_model else []
-        return Problem(shown, line, field, unknown_name("key", str(loc[-1]), known))
-    if kind == "missing":
-        return Problem(shown, line, field, "required key is missing")
-    if kind == "literal_error":
-        got = err.get("input")
-        return Problem(shown, line, field, f"expected {err['ctx']['expected']}, got {got!r}")
-    if kind == "union_tag_invalid":
-        return Problem(shown, line, field, f"unknown arm {err['ctx']['tag']!r}; expected {err['ctx']['expected_tags']}")
-    if kind == "value_error":
-        msg = msg.removeprefix("Value error, ")
-    got = err.get("input")
-    suffix = f", got {got!r}" if kind.endswith(("_type", "_parsing")) and not isinstance(got, (dict, list)) else ""
-    return Problem(shown, line, field, f"{msg[0].lower()}{msg[1:]}{suffix}")
-
-
-def _yaml_path(raw: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's union-tag steps (e.g. 'prompt' in arms.0.prompt.shots) from a location."""
-    out: list[Any] = []
-    node = raw
-    for step in loc:
-        if isinstance(node, dict) and step in node:
-            out.append(step)
-            node = node[step]
-        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-            out.append(step)
-            node = node[step]
-        elif isinstance(node, dict) and isinstance(step, str) and step not in node and step in ARM_SPECS:
-            continue
-        else:
-            out.append(step)
-            node = None
-    return tuple(out)
-
-
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for step in loc:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
-    return out
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest YAML node that `loc` reaches."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for step in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == step), None)
-            if match is None:
-                return line
-            line = match[0].start_mark.line + 1
-            node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _model_at(loc: tuple[Any, ...], raw: Any) -> type[BaseModel] | None:
-    """The pydantic model class that owns the mapping at `loc`, to suggest its known keys."""
-    model: type[BaseModel] | None = SuiteSpec
-    node = raw
-    for step in loc:
-        if isinstance(step, int):
-            node = node[step] if isinstance(node, list) and step < len(node) else None
-            if isinstance(node, dict) and node.get("arm") in ARM_SPECS:
-                model = ARM_SPECS[node["arm"]]
-            continue
-        field = model.model_fields.get(step) if model else None
-        node = node.get(step) if isinstance(node, dict) else None
-        if field is None:
-            return None
-        model = _models_in(field.annotation, node)
-    return model
-
-
-def _models_in(annotation: Any, node: Any) -> type[BaseModel] | None:
-    """Unwrap list/Optional/Annotated/Union to the model class; an arm is picked by its tag."""
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(node, dict) and node.get("arm") in ARM_SPECS:
-        return ARM_SPECS[node["arm"]]
-    candidates = [m for a in typing.get_args(annotation) if (m := _models_in(a, node)) is not None]
-    return candidates[0] if candidates else None
-
-
-ARM_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptArm, "finetune": FinetuneArm, "rag": RagArm}
-
-
-def yaml_line(path: Path, loc: tuple[Any, ...]) -> int | None:
-    """Line of a key path in a YAML file, for problems found after parsing (files, labels)."""
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    return _line_of(root, loc)
+        raise SuiteError([problem_from_error(shown, root_node, raw, err, SUITE_SCHEMA) for err in e.errors()]) from e

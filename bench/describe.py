@@ -17,7 +17,8 @@ def _lengths(texts: list[str]) -> str:
 
 def describe(suite: Suite) -> str:
     lines = [f"### {suite.spec.name}: counts and lengths", "",
-             "| task | kind | " + " | ".join(SPLITS) + " | input words (min / median / mean / max) | reference words (min / median / mean / max) |",
+             "| task | kind | " + " | ".join(SPLITS) + " | input words (min / median / mean / max) "
+             "| reference words (min / median / mean / max) |",
              "|---|---|" + "---|" * len(SPLITS) + "---|---|"]
     for t in suite.tasks.values():
         every = [e for s in SPLITS for e in t.split(s)]

@@ -4,13 +4,17 @@ Label scoring computes the prefix that all prompts share (chat header, instructi
 demonstrations) once, then each prompt's own suffix (left-padded, length-sorted batches, logits
 kept only at the last position), then every label continuation from the cached keys and
 values: a 12-label task costs one pass over each prompt's own tokens plus a few label tokens.
+
+The key/value cache goes in and out of a forward pass as `cache` (transformers 5.24 renamed it
+from `past_key_values`, which warns on every call and goes away in 5.40).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +156,7 @@ def _prefix_cache(model: Any, ids: list[int], device: str):
     import torch
 
     x = torch.tensor([ids], device=device)
-    return model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=True, logits_to_keep=1).past_key_values
+    return model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=True, logits_to_keep=1).cache
 
 
 def _score_batch(model: Any, seqs: list[list[int]], prefix: Any, shared: int, packed: _Packed, pad_id: int,
@@ -169,7 +173,7 @@ def _score_batch(model: Any, seqs: list[list[int]], prefix: Any, shared: int, pa
         cache = copy.deepcopy(prefix)
         cache.batch_repeat_interleave(b)
         mask = torch.cat([torch.ones((b, shared), dtype=mask.dtype, device=device), mask], dim=1)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                 logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)             # [b, vocab]
     total = first[:, packed.first]                                          # [b, n_cont]
@@ -184,7 +188,7 @@ def _score_batch(model: Any, seqs: list[list[int]], prefix: Any, shared: int, pa
         bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
         pos = mask.sum(-1)[:, None] + packed.offset[None, :]
         logits = model(input_ids=packed.feed[None].expand(b, -1), attention_mask=bias[:, None], position_ids=pos,
-                       past_key_values=out.past_key_values, use_cache=False).logits.float()
+                       cache=out.cache, use_cache=False).logits.float()
         logp = torch.log_softmax(logits, dim=-1).gather(-1, packed.target[None, :, None].expand(b, -1, 1))[..., 0]
         total = total.index_add(1, packed.owner, logp)
     return total.cpu().numpy()
@@ -207,7 +211,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_toke
     prompt_ids = _encode(tokenizer, prompts)
     texts = [""] * len(prompts)
     seconds, out_tokens = np.zeros(len(prompts)), np.zeros(len(prompts), dtype=int)
-    stop = sorted({t for t in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")) if isinstance(t, int) and t >= 0})
+    ends = (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    stop = sorted({t for t in ends if isinstance(t, int) and t >= 0})
     with torch.inference_mode():
         for batch in _batches([len(p) for p in prompt_ids], batch_size):
             start = time.perf_counter()

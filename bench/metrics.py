@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Sequence
+from functools import cache, lru_cache
 
 import numpy as np
 
 from .config import unknown_name
+from .errors import ConfigError, ResourceError
 
 Refs = Sequence[str]
 
@@ -73,6 +74,15 @@ def _f1(pred: list[str], ref: list[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def containment(pred: str, refs: Refs) -> float:
+    """1 when some reference, normalised as for exact match, appears in the normalised output
+    as whole words ("5 years" is in "the answer is 5 years", "5" is not in "15 days"); the
+    "accuracy" of retrieval-QA papers (PopQA, FlashRAG). A verbose answer is not penalised here,
+    which is why it is reported beside exact match and token F1, never instead of them."""
+    padded = f" {normalize_answer(pred)} "
+    return float(any(ref and f" {ref} " in padded for ref in (normalize_answer(r) for r in refs)))
+
+
 def accuracy(pred: str, refs: Refs) -> float:
     return float(pred.strip() in refs)
 
@@ -116,6 +126,7 @@ METRICS: dict[str, Metric] = {
     "macro_f1": Metric("macro_f1", ("classification",), corpus=macro_f1),
     "exact_match": Metric("exact_match", _GEN, per_example=exact_match),
     "token_f1": Metric("token_f1", _GEN, per_example=token_f1),
+    "containment": Metric("containment", _GEN, per_example=containment),
     "rouge1": Metric("rouge1", _GEN, per_example=_rouge("rouge1")),
     "rouge2": Metric("rouge2", _GEN, per_example=_rouge("rouge2")),
     "rougeL": Metric("rougeL", _GEN, per_example=_rouge("rougeL")),
@@ -131,19 +142,19 @@ def get_metric(name: str) -> Metric:
     if name.startswith(HUB_PREFIX):
         return _evaluate_metric(name[len(HUB_PREFIX):])
     if name not in METRICS:
-        raise KeyError(unknown_name("metric", name, list(METRICS)))
+        raise ConfigError(unknown_name("metric", name, list(METRICS)))
     return METRICS[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _evaluate_metric(ref: str) -> Metric:
     import evaluate
 
     try:
         module = evaluate.load(ref)
     except Exception as e:  # offline, unknown id, broken script: one message for all
-        raise KeyError(f"cannot load metric '{ref}' with evaluate.load (needs a network for hub metrics): "
-                       f"{str(e).splitlines()[0]}") from None
+        raise ResourceError(f"cannot load metric '{ref}' with evaluate.load (needs a network for hub metrics): "
+                       f"{str(e).splitlines()[0]}") from e
 
     def corpus(preds: Sequence[str], refss: Sequence[Refs]) -> float:
         result = module.compute(predictions=list(preds), references=[r[0] for r in refss])

@@ -37,8 +37,7 @@ EMBEDDED = {
 }
 
 
-class ModelError(Exception):
-    """A model spec that cannot be resolved; the message says what to do."""
+from .errors import ModelError  # noqa: E402  (re-exported: callers import it from here)
 
 
 @dataclass
@@ -137,10 +136,10 @@ def _load_pretrained(name: str, trust_remote_code: bool):
                                                      local_files_only=offline)
     except OSError as e:
         where = "the directory" if local else "the hub (needs a network, or a copy in the HF cache)"
-        raise ModelError(f"cannot load model '{name}' from {where}: {str(e).splitlines()[0]}") from None
+        raise ModelError(f"cannot load model '{name}' from {where}: {str(e).splitlines()[0]}") from e
     except ValueError as e:
         if "trust_remote_code" in str(e):
-            raise ModelError(f"model '{name}' needs custom code; rerun with --trust-remote-code if you trust it") from None
+            raise ModelError(f"model '{name}' needs custom code; rerun with --trust-remote-code if you trust it") from e
         raise
     return model, tok
 
@@ -205,8 +204,9 @@ def _load_random(arch: str, seed: int):
     cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id
     if cfg.vocab_size < len(tok):
         raise ModelError(f"random:{arch} has vocab_size {cfg.vocab_size} < byte tokenizer's {len(tok)}")
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(cfg), tok
+    with torch.random.fork_rng(devices=[]):  # the seed decides the weights; the global generator is left alone
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(cfg), tok
 
 
 CHATML_TEMPLATE = (

@@ -7,7 +7,8 @@ function is what makes the comparison fair.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .config import TaskSpec
 from .data import Example, stable_hash
@@ -34,7 +35,8 @@ def user_message(task: TaskSpec, text: str, demos: Sequence[Example] = (), conte
     return "\n\n".join(parts)
 
 
-def messages(task: TaskSpec, text: str, demos: Sequence[Example] = (), context: str | None = None) -> list[dict[str, str]]:
+def messages(task: TaskSpec, text: str, demos: Sequence[Example] = (),
+             context: str | None = None) -> list[dict[str, str]]:
     return [{"role": "user", "content": user_message(task, text, demos, context)}]
 
 

@@ -1,8 +1,15 @@
-"""`bench run`: every arm variant on every task, cached, scored, written to a run directory."""
+"""`bench run`: every arm variant on every task, cached, scored, written to a run directory.
+
+The runner knows no arm's internals: it builds the arms (bench.arms.build_arms resolves which
+variant builds on which), asks each for what its predictions depend on (`cache_key`), and
+calls `predict`, which returns typed predictions and costs.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,31 +17,57 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .arms import ArmContext, build_arm
+from .arms import Arm, ArmContext, build_arms, run_order, suite_context
 from .config import unknown_name
 from .data import examples_hash, stable_hash
-from .models import cache_root, choose_device, choose_dtype, fingerprint, load_model
+from .errors import ConfigError
+from .models import LoadedModel, cache_root, choose_device, choose_dtype, fingerprint, load_model
+from .predictions import Prediction, ScoredPrediction
 from .scoring import retrieval_scores, score_floor, score_predictions
 from .store import PredictionCache, code_fingerprint, environment, new_run_dir, write_json, write_jsonl
-from .suites import Suite, load_suite
+from .suites import Suite, Task, load_suite
+
+
+def _opt(help: str, **extra: Any) -> dict[str, Any]:
+    return {"help": help, **extra}
 
 
 @dataclass
 class RunOptions:
-    """Command-line choices; anything left None comes from the suite."""
+    """What `bench run` may override; every field is a command-line option (bench.__main__
+    builds the parser from these fields and their help). None means: from the suite."""
 
-    arms: list[str] | None = None
-    tasks: list[str] | None = None
-    limit: int | None = None
-    model: str | None = None
-    device: str | None = None
-    dtype: str | None = None
-    batch_size: int | None = None  # None: 16 on CUDA, 8 on CPU (measured faster there)
-    use_cache: bool = True
-    results: Path = field(default_factory=lambda: Path("results"))
-    trust_remote_code: bool = False
-    n_boot: int = 1000
-    retrain: bool = False
+    arms: list[str] | None = field(default=None, metadata=_opt("comma-separated arm variants (default: all)", csv=True))
+    tasks: list[str] | None = field(default=None, metadata=_opt("comma-separated tasks (default: all)", csv=True))
+    profile: str | None = field(default=None, metadata=_opt("a named profile of the suite (e.g. full, smoke)"))
+    limit: int | None = field(default=None, metadata=_opt("cap each task's test split (seeded subsample)"))
+    model: str | None = field(default=None, metadata=_opt("override the suite's model spec"))
+    device: str = field(default="auto", metadata=_opt("auto | cpu | cuda | cuda:N"))
+    dtype: str = field(default="auto", metadata=_opt("auto | float32 | bfloat16 | float16"))
+    batch_size: int | None = field(default=None, metadata=_opt("prompts per forward pass (default: 16 on CUDA, 8 on "
+                                                               "CPU, measured faster there)"))
+    use_cache: bool = field(default=True, metadata=_opt("recompute predictions even when cached", flag="--no-cache"))
+    results: Path = field(default_factory=lambda: Path(os.environ.get("TRIDENT_RESULTS", "results")),
+                          metadata=_opt("results folder (env TRIDENT_RESULTS)"))
+    trust_remote_code: bool = field(default=False, metadata=_opt("allow a hub model's own code to run"))
+    n_boot: int = field(default=1000, metadata=_opt("bootstrap resamples for confidence intervals"))
+    retrain: bool = field(default=False, metadata=_opt("retrain fine-tuned variants even when cached"))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run will do, resolved before any model is loaded."""
+
+    suite: Suite
+    model_spec: str
+    model_id: str
+    device: str
+    dtype: str
+    batch_size: int
+    arms: dict[str, Arm]
+    arm_order: list[str]
+    """Selected variants in the order they run (a fine-tune before what builds on it)."""
+    task_names: list[str]
 
 
 def select(kind: str, wanted: list[str] | None, known: list[str]) -> list[str]:
@@ -42,116 +75,160 @@ def select(kind: str, wanted: list[str] | None, known: list[str]) -> list[str]:
         return known
     for w in wanted:
         if w not in known:
-            raise KeyError(unknown_name(kind, w, known))
+            raise ConfigError(unknown_name(kind, w, known))
     return [k for k in known if k in wanted]
+
+
+def plan_run(name: str, opts: RunOptions) -> Plan:
+    kw = {"profile": opts.profile} if opts.profile else {}
+    suite = load_suite(name, limit=opts.limit, **kw)
+    spec = suite.spec
+    model_spec = opts.model or spec.model
+    device = choose_device(opts.device)
+    arms = build_arms(spec.arms)
+    selected = select("arm variant", opts.arms, [a.name for a in spec.arms])
+    return Plan(suite=suite, model_spec=model_spec, model_id=fingerprint(model_spec, spec.seed), device=device,
+                dtype=choose_dtype(device, opts.dtype),
+                batch_size=opts.batch_size or (16 if device.startswith("cuda") else 8), arms=arms,
+                arm_order=run_order(selected, arms), task_names=select("task", opts.tasks, list(suite.tasks)))
+
+
+class ModelLoader:
+    """Loads the base model on first use only: a fully cached run never loads it."""
+
+    def __init__(self, plan: Plan, opts: RunOptions, console: Console):
+        self.plan, self.opts, self.console = plan, opts, console
+        self.model: LoadedModel | None = None
+        self.load_seconds: float | None = None
+
+    def __call__(self) -> LoadedModel:
+        if self.model is None:
+            p = self.plan
+            t0 = time.perf_counter()
+            with self.console.status(f"Loading {p.model_spec} on {p.device} ({p.dtype})"):
+                self.model = load_model(p.model_spec, device=p.device, dtype=p.dtype, seed=p.suite.spec.seed,
+                                        trust_remote_code=self.opts.trust_remote_code)
+            self.load_seconds = round(time.perf_counter() - t0, 2)
+        return self.model
 
 
 def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
     started = time.time()
-    suite = load_suite(name, limit=opts.limit)
-    spec = suite.spec
-    model_spec = opts.model or spec.model
-    device = choose_device(opts.device)
-    dtype = choose_dtype(device, opts.dtype)
-    model_id = fingerprint(model_spec, spec.seed)
-    arm_names = select("arm variant", opts.arms, [a.name for a in spec.arms])
-    task_names = select("task", opts.tasks, list(suite.tasks))
-    cache = PredictionCache(cache_root())
-    code = code_fingerprint()
-    run_dir = new_run_dir(opts.results, spec.name)
-    timings: dict[str, Any] = {"model_load_s": None}
-    loaded: dict[str, Any] = {}
-
-    def get_model():
-        if "lm" not in loaded:
-            t0 = time.perf_counter()
-            with console.status(f"Loading {model_spec} on {device} ({dtype})"):
-                loaded["lm"] = load_model(model_spec, device=device, dtype=dtype, seed=spec.seed,
-                                          trust_remote_code=opts.trust_remote_code)
-            timings["model_load_s"] = round(time.perf_counter() - t0, 2)
-        return loaded["lm"]
-
-    cells, scores = [], {}
+    plan = plan_run(name, opts)
+    run_dir = new_run_dir(opts.results, plan.suite.spec.name)
+    loader = ModelLoader(plan, opts, console)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        def bar(label: str, total: int):
-            tid = progress.add_task(label, total=total)
-            return lambda n: progress.advance(tid, n)
-
-        batch = opts.batch_size or (16 if device.startswith("cuda") else 8)
-        ctx = ArmContext(get_model=get_model, seed=spec.seed, batch_size=batch, progress=bar, suite=suite,
-                         retrain=opts.retrain, log=lambda message: progress.console.print(message))
-        for task_name in task_names:
-            task = suite.tasks[task_name]
-            test = task.split("test")
-            scores[task_name] = {"kind": task.spec.kind, "metrics": task.spec.metrics, "n": len(test),
-                                 "floor": score_floor(task, test, seed=spec.seed), "arms": {}}
-        for arm_spec in spec.arms:
-            if arm_spec.name not in arm_names:
-                continue
-            arm = build_arm(arm_spec)
-            for task_name in task_names:
-                if arm_spec.tasks and task_name not in arm_spec.tasks:
-                    continue
-                task = suite.tasks[task_name]
-                test = task.split("test")
-                key = stable_hash({
-                    "model": model_id, "device": device.split(":")[0], "dtype": dtype, "seed": spec.seed,
-                    "arm": arm_spec.model_dump(exclude={"name", "tasks"}), "code": code,
-                    "builds_on": _dependency_dump(spec, arm_spec),
-                    "corpus": stable_hash(suite.corpus) if getattr(arm_spec, "arm", "") == "rag" else None,
-                    "task": task.spec.model_dump(exclude={"limit", "metrics", "description"}),
-                    "test": examples_hash(test), "train": examples_hash(task.split("train")),
-                })
-                hit = cache.get(key) if opts.use_cache and not opts.retrain else None
-                if hit:
-                    rows, info = hit
-                    progress.add_task(f"{arm_spec.name} · {task_name} (cached)", total=len(rows), completed=len(rows))
-                else:
-                    t0 = time.perf_counter()
-                    rows = arm.predict(ctx, task, test)
-                    info = {"seconds": round(time.perf_counter() - t0, 3), "created": _now(), "model": model_id,
-                            "device": device, "dtype": dtype, "costs": getattr(arm, "costs", {}).get(task_name, {})}
-                    cache.put(key, rows, info)
-                result = score_predictions(task, rows, seed=spec.seed, n_boot=opts.n_boot)
-                inputs = {e.id: e.input for e in test}
-                write_jsonl(run_dir / "predictions" / arm_spec.name / f"{task_name}.jsonl",
-                            [{**r, "input": inputs.get(r["id"], "")} for r in rows])
-                modes = sorted({r["mode"] for r in rows})
-                scores[task_name]["arms"][arm_spec.name] = {"metrics": result, "mode": ", ".join(modes)}
-                retrieval = retrieval_scores(task, rows, seed=spec.seed)
-                if retrieval:
-                    scores[task_name]["arms"][arm_spec.name]["retrieval"] = retrieval
-                cells.append({"arm": arm_spec.name, "task": task_name, "cache_key": key, "cached": bool(hit),
-                              "predicted_at": info["created"], "predict_s": info["seconds"], "n": len(rows),
-                              "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
-                              "output_tokens": sum(r["output_tokens"] for r in rows),
-                              "mean_latency_s": round(sum(r["latency_s"] for r in rows) / max(1, len(rows)), 5),
-                              "costs": info.get("costs", {})})
-    timings["wall_s"] = round(time.time() - started, 2)
-    write_json(run_dir / "scores.json", {"suite": spec.name, "tasks": scores})
-    write_json(run_dir / "run.json", {
-        "suite": spec.name, "suite_path": str(suite.path), "spec": spec.model_dump(mode="json"),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-        "model": {"spec": model_spec, "fingerprint": model_id, "device": device, "dtype": dtype},
-        "seed": spec.seed, "code_fingerprint": code, "started": _iso(started), "timings": timings,
-        "data": {t: {"test_n": len(suite.tasks[t].split("test")), "full_sizes": suite.tasks[t].full_sizes,
-                     "test_hash": examples_hash(suite.tasks[t].split("test"))} for t in task_names},
-        "cells": cells, **environment(),
-    })
+        ctx = suite_context(plan.suite, loader, batch_size=plan.batch_size, retrain=opts.retrain,
+                            progress=_bars(progress), log=lambda message: progress.console.print(message))
+        cells = CellRunner(plan, opts, ctx, run_dir, progress)
+        for arm_name in plan.arm_order:
+            for task_name in plan.task_names:
+                if _applies(plan.arms[arm_name], task_name):
+                    cells.run(arm_name, plan.suite.tasks[task_name])
+    timings = {"model_load_s": loader.load_seconds, "wall_s": round(time.time() - started, 2)}
+    write_json(run_dir / "scores.json", {"suite": plan.suite.spec.name, "tasks": cells.scores_in_declared_order()})
+    write_json(run_dir / "run.json", _run_record(plan, opts, started, timings, cells.cells))
     return run_dir
 
 
-def _dependency_dump(spec, arm_spec) -> dict | None:
-    """A variant built on another (retrieval on a fine-tune) is keyed by that one's spec too."""
-    base = getattr(arm_spec, "finetuned", None)
-    if not base:
-        return None
-    found = next((a for a in spec.arms if a.name == base), None)
-    if found is None:
-        raise KeyError(unknown_name("arm variant", base, [a.name for a in spec.arms]))
-    return found.model_dump(exclude={"name", "tasks"})
+def _applies(arm: Arm, task_name: str) -> bool:
+    return not arm.spec.tasks or task_name in arm.spec.tasks
+
+
+def _bars(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
+    def bar(label: str, total: int) -> Callable[[int], None]:
+        tid = progress.add_task(label, total=total)
+        return lambda n: progress.advance(tid, n)
+
+    return bar
+
+
+class CellRunner:
+    """Runs (arm variant, task) cells: cache lookup or prediction, scoring, prediction files."""
+
+    def __init__(self, plan: Plan, opts: RunOptions, ctx: ArmContext, run_dir: Path, progress: Progress):
+        self.plan, self.opts, self.ctx, self.run_dir, self.progress = plan, opts, ctx, run_dir, progress
+        self.cache = PredictionCache(cache_root())
+        self.code = code_fingerprint()
+        self.cells: list[dict[str, Any]] = []
+        self.scores: dict[str, dict[str, Any]] = {}
+        seed = plan.suite.spec.seed
+        for t in plan.task_names:
+            task = plan.suite.tasks[t]
+            test = task.split("test")
+            self.scores[t] = {"kind": task.spec.kind, "metrics": task.spec.metrics, "n": len(test),
+                              "floor": score_floor(task, test, seed=seed), "arms": {}}
+
+    def key(self, arm: Arm, task: Task) -> str:
+        p = self.plan
+        return stable_hash({
+            "model": p.model_id, "device": p.device.split(":")[0], "dtype": p.dtype, "seed": p.suite.spec.seed,
+            "arm": arm.cache_key(self.ctx, task), "code": self.code,
+            "task": task.spec.model_dump(exclude={"limit", "metrics", "description"}),
+            "test": examples_hash(task.split("test")), "train": examples_hash(task.split("train"))})
+
+    def predictions(self, arm_name: str, task: Task, key: str) -> tuple[list[Prediction], dict[str, Any], bool]:
+        """(predictions, how they were made, cached?): from the cache, or made now and cached."""
+        hit = self.cache.get(key) if self.opts.use_cache and not self.opts.retrain else None
+        if hit:
+            rows, info = hit
+            self.progress.add_task(f"{arm_name} · {task.name} (cached)", total=len(rows), completed=len(rows))
+            return [Prediction.from_record(r) for r in rows], info, True
+        t0 = time.perf_counter()
+        result = self.plan.arms[arm_name].predict(self.ctx, task, task.split("test"))
+        p = self.plan
+        info = {"seconds": round(time.perf_counter() - t0, 3), "created": _now(), "model": p.model_id,
+                "device": p.device, "dtype": p.dtype, "costs": result.costs.to_record()}
+        self.cache.put(key, [r.to_record() for r in result.predictions], info)
+        return result.predictions, info, False
+
+    def run(self, arm_name: str, task: Task) -> None:
+        key = self.key(self.plan.arms[arm_name], task)
+        preds, info, cached = self.predictions(arm_name, task, key)
+        seed = self.plan.suite.spec.seed
+        scored = score_predictions(task, preds, seed=seed, n_boot=self.opts.n_boot)
+        inputs = {e.id: e.input for e in task.split("test")}
+        rows = [ScoredPrediction(p, inputs.get(p.id, ""), scored.example_scores(i)) for i, p in enumerate(preds)]
+        write_jsonl(self.run_dir / "predictions" / arm_name / f"{task.name}.jsonl", [r.to_record() for r in rows])
+        entry: dict[str, Any] = {"metrics": scored.metrics, "mode": ", ".join(sorted({p.mode for p in preds}))}
+        retrieval = retrieval_scores(task, preds, seed=seed)
+        if retrieval:
+            entry["retrieval"] = retrieval
+        self.scores[task.name]["arms"][arm_name] = entry
+        self.cells.append(_cell_record(arm_name, task.name, key, cached, info, preds))
+
+    def scores_in_declared_order(self) -> dict[str, dict[str, Any]]:
+        """Arms in the suite's order, whatever order they ran in."""
+        order = {name: i for i, name in enumerate(self.plan.arms)}
+        for s in self.scores.values():
+            s["arms"] = dict(sorted(s["arms"].items(), key=lambda kv: order[kv[0]]))
+        return self.scores
+
+
+def _cell_record(arm: str, task: str, key: str, cached: bool, info: dict[str, Any],
+                 preds: list[Prediction]) -> dict[str, Any]:
+    n = max(1, len(preds))
+    return {"arm": arm, "task": task, "cache_key": key, "cached": cached, "predicted_at": info["created"],
+            "predict_s": info["seconds"], "n": len(preds), "prompt_tokens": sum(p.prompt_tokens for p in preds),
+            "output_tokens": sum(p.output_tokens for p in preds),
+            "mean_latency_s": round(sum(p.latency_s for p in preds) / n, 5), "costs": info.get("costs", {})}
+
+
+def _run_record(plan: Plan, opts: RunOptions, started: float, timings: dict[str, Any],
+                cells: list[dict[str, Any]]) -> dict[str, Any]:
+    suite, spec = plan.suite, plan.suite.spec
+    return {
+        "suite": spec.name, "suite_path": str(suite.path), "profile": suite.profile,
+        "spec": spec.model_dump(mode="json"),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "model": {"spec": plan.model_spec, "fingerprint": plan.model_id, "device": plan.device, "dtype": plan.dtype},
+        "seed": spec.seed, "code_fingerprint": code_fingerprint(), "started": _iso(started), "timings": timings,
+        "data": {t: {"test_n": len(suite.tasks[t].split("test")), "full_sizes": suite.tasks[t].full_sizes,
+                     "test_hash": examples_hash(suite.tasks[t].split("test"))} for t in plan.task_names},
+        "cells": cells, **environment(),
+    }
 
 
 def _iso(ts: float) -> str:

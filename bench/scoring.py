@@ -6,9 +6,12 @@ Works on prediction records alone, so scores can be recomputed without touching 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .metrics import get_metric
+from .predictions import Prediction
 from .stats import bootstrap, bootstrap_mean
 from .suites import Task
 
@@ -27,43 +30,61 @@ def floor_outputs(task: Task, examples: list) -> tuple[str, list[str]]:
     return f"{name} ({task.spec.verbalise(top) if task.spec.kind == 'classification' else top})", [top] * len(examples)
 
 
-def score_predictions(task: Task, rows: list[dict[str, Any]], *, seed: int, n_boot: int = 1000) -> dict[str, Any]:
-    """Aggregate + 95% CI per metric; adds per-example scores to `rows` in place."""
-    preds = [r["output"] for r in rows]
-    refs = [r["references"] for r in rows]
-    out: dict[str, Any] = {}
+@dataclass(frozen=True)
+class Scored:
+    """One arm's scores on one task: every metric with its CI, and each example's score."""
+
+    metrics: dict[str, dict[str, Any]]
+    """metric name -> {value, low, high, n, ...} (a bootstrap estimate's record)."""
+    per_example: dict[str, list[float]]
+    """metric name -> one score per prediction, in order (metrics that have per-example scores)."""
+
+    def example_scores(self, i: int) -> dict[str, float]:
+        return {name: round(float(v[i]), 4) for name, v in self.per_example.items()}
+
+
+def score_outputs(task: Task, outputs: Sequence[str], references: Sequence[Sequence[str]], *, seed: int,
+                  n_boot: int = 1000) -> Scored:
+    """Aggregate + 95% bootstrap CI per metric of the task, and the per-example scores."""
+    preds, refs = list(outputs), [list(r) for r in references]
+    metrics, per = {}, {}
     for name in task.spec.metrics:
         metric = get_metric(name)
-        est = bootstrap(metric, preds, refs, n_boot=n_boot, seed=seed)
-        out[name] = est.to_dict()
-        per = metric.example_scores(preds, refs)
-        if per is not None:
-            for r, s in zip(rows, per):
-                r.setdefault("scores", {})[name] = round(float(s), 4)
-    return out
+        metrics[name] = bootstrap(metric, preds, refs, n_boot=n_boot, seed=seed).to_dict()
+        scores = metric.example_scores(preds, refs)
+        if scores is not None:
+            per[name] = list(scores)
+    return Scored(metrics, per)
+
+
+def score_predictions(task: Task, predictions: Sequence[Prediction], *, seed: int, n_boot: int = 1000) -> Scored:
+    """Score an arm's predictions; the predictions themselves are never changed."""
+    return score_outputs(task, [p.output for p in predictions], [p.references for p in predictions],
+                         seed=seed, n_boot=n_boot)
 
 
 def score_floor(task: Task, examples: list, *, seed: int) -> dict[str, Any]:
     name, outputs = floor_outputs(task, examples)
-    rows = [{"output": o, "references": list(e.targets)} for o, e in zip(outputs, examples)]
-    return {"name": name, "metrics": score_predictions(task, rows, seed=seed, n_boot=200)}
+    scored = score_outputs(task, outputs, [e.targets for e in examples], seed=seed, n_boot=200)
+    return {"name": name, "metrics": scored.metrics}
 
 
-def retrieval_scores(task: Task, rows: list[dict[str, Any]], *, seed: int) -> dict[str, Any] | None:
+def retrieval_scores(task: Task, predictions: Sequence[Prediction], *, seed: int) -> dict[str, Any] | None:
     """recall@1, recall@k and MRR of retrieved document ids against the gold document.
 
-    Needs the task's `gold_doc_field` and rows carrying `retrieved` (document ids, best first;
-    a document retrieved through several chunks counts once, at its best rank).
+    Needs the task's `gold_doc_field` and predictions whose retrieval trace names documents
+    (best first; a document retrieved through several chunks counts once, at its best rank).
     """
     field = task.spec.gold_doc_field
-    if not field or not rows or "retrieved" not in rows[0]:
+    traces = [p.retrieval for p in predictions]
+    if not field or not predictions or any(t is None or not t.documents for t in traces):
         return None
     gold = {e.id: e.meta.get(field) for e in task.split("test")}
-    k = max(len(r["retrieved"]) for r in rows)
+    k = max(len(t.documents) for t in traces)
     ranks = []
-    for r in rows:
-        docs = list(dict.fromkeys(r["retrieved"]))
-        ranks.append(docs.index(gold[r["id"]]) + 1 if gold.get(r["id"]) in docs else None)
+    for p in predictions:
+        docs = list(dict.fromkeys(p.retrieval.documents))
+        ranks.append(docs.index(gold[p.id]) + 1 if gold.get(p.id) in docs else None)
     per = {"recall@1": [float(x == 1) for x in ranks], f"recall@{k}": [float(x is not None) for x in ranks],
            "mrr": [1.0 / x if x else 0.0 for x in ranks]}
     return {name: bootstrap_mean(v, seed=seed).to_dict() for name, v in per.items()}

@@ -13,8 +13,9 @@ import secrets
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .data import stable_hash
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.arms import ArmContext
+from bench.arms import suite_context
 from bench.config import FinetuneArm as Spec
 from bench.models import load_model
 from bench.suites import load_suite
@@ -63,8 +63,19 @@ def tiny():
 
 
 def make_ctx(suite, lm, retrain=False, logs=None):
-    return ArmContext(get_model=lambda: lm, seed=0, batch_size=8, suite=suite, retrain=retrain,
-                      log=(logs.append if logs is not None else (lambda m: None)))
+    return suite_context(suite, lambda: lm, batch_size=8, retrain=retrain,
+                         log=(logs.append if logs is not None else (lambda m: None)))
+
+
+def records(result):
+    """An ArmResult's predictions and costs as the flat records run files hold."""
+    return [p.to_record() for p in result.predictions], result.costs.to_record()
+
+
+def trained_costs(arm):
+    """The training costs of the (only) model the arm holds in memory, as a record."""
+    (trained,) = arm._trained.values()
+    return {**trained.costs.to_record(), "cache_hit": trained.cache_hit}
 
 
 def spec(**kw):
@@ -86,8 +97,7 @@ def test_lora_loss_falls_and_the_adapter_reloads_with_identical_predictions(env,
     task = suite.tasks["colour"]
     before = {n: p.clone() for n, p in tiny.model.state_dict().items()}
     arm = arm_for(spec())
-    rows = arm.predict(make_ctx(suite, tiny), task, task.split("test"))
-    costs = arm.costs["colour"]
+    rows, costs = records(arm.predict(make_ctx(suite, tiny), task, task.split("test")))
     curve = [loss for _, loss in costs["loss_curves"]["train"]]
     assert curve[-1] < curve[0]
     assert costs["cache_hit"] is False and costs["trainable_params"] < costs["total_params"]
@@ -100,8 +110,8 @@ def test_lora_loss_falls_and_the_adapter_reloads_with_identical_predictions(env,
     import copy
     PeftModel.from_pretrained(copy.deepcopy(tiny.model), str(path))
     again = arm_for(spec())
-    rows2 = again.predict(make_ctx(suite, tiny), task, task.split("test"))
-    assert again.costs["colour"]["cache_hit"] is True
+    rows2, costs2 = records(again.predict(make_ctx(suite, tiny), task, task.split("test")))
+    assert costs2["cache_hit"] is True
     assert [r["output"] for r in rows] == [r["output"] for r in rows2]
     assert [r["label_scores"] for r in rows] == [r["label_scores"] for r in rows2]
 
@@ -125,10 +135,10 @@ def test_head_learns_a_separable_task(env, tiny):
     suite = load_suite(str(toy_suite(env / "s", n_train=40, n_val=10, n_test=20)))
     task = suite.tasks["colour"]
     arm = arm_for(spec(name="head", method="head", learning_rate=1e-2))
-    rows = arm.predict(make_ctx(suite, tiny), task, task.split("test"))
+    rows, costs = records(arm.predict(make_ctx(suite, tiny), task, task.split("test")))
     acc = sum(r["output"] == r["references"][0] for r in rows) / len(rows)
     assert acc >= 0.9
-    assert arm.costs["colour"]["trainable_params"] == 2 * 64 + 2
+    assert costs["trainable_params"] == 2 * 64 + 2
     with pytest.raises(Exception, match="not a language model"):
         arm.trained_model(make_ctx(suite, tiny), task)
 
@@ -136,9 +146,12 @@ def test_head_learns_a_separable_task(env, tiny):
 def test_early_stopping_triggers_when_validation_gets_worse(env, tiny):
     suite = load_suite(str(toy_suite(env / "s", contradicting_val=True)))
     task = suite.tasks["colour"]
-    arm = arm_for(spec(epochs=30, patience=1, evals_per_epoch=2))
+    # A rate high enough that validation loss rises within a few evaluations whatever the tiny
+    # model's random init (which moves with the transformers version: at 3e-3 the loss of
+    # transformers 5.24's init still fell after 30 epochs, and nothing stopped early).
+    arm = arm_for(spec(epochs=30, patience=1, evals_per_epoch=2, learning_rate=3e-2))
     arm.trained_model(make_ctx(suite, tiny), task)
-    c = arm._loaded[next(iter(arm._loaded))][1]
+    c = trained_costs(arm)
     assert c["stopped_early"] and c["steps"] < c["max_steps"]
     assert c["best_step"] is not None and c["best_step"] < c["steps"]
 
@@ -153,7 +166,7 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(env, tiny):
     task = suite.tasks["colour"]
     rows = encode_task(tiny.tokenizer, task.spec, task.split("train"), 128)
     val = encode_task(tiny.tokenizer, task.spec, task.split("validation"), 128)
-    cfg = tr.TrainConfig(epochs=4, batch_size=8, learning_rate=1e-3, patience=10, evals_per_epoch=1)
+    cfg = tr.TrainConfig(spec(epochs=4, batch_size=8, learning_rate=1e-3, patience=10, evals_per_epoch=1))
     out = env / "work"
 
     class Crash(TrainerCallback):
@@ -184,21 +197,21 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(env, tiny):
 
 
 def test_faults_give_one_clear_error(env, tiny):
-    from bench.arms.finetune import FinetuneError
+    from bench.errors import BenchError
 
     suite = load_suite(str(toy_suite(env / "s", n_train=1)))
     task = suite.tasks["colour"]
-    with pytest.raises(FinetuneError, match="at least 2"):
+    with pytest.raises(BenchError, match="at least 2"):
         arm_for(spec()).trained_model(make_ctx(suite, tiny), task)
     suite = load_suite(str(toy_suite(env / "t")))
     task = suite.tasks["colour"]
-    with pytest.raises(FinetuneError, match="CUDA"):
+    with pytest.raises(BenchError, match="CUDA"):
         arm_for(spec(method="qlora")).trained_model(make_ctx(suite, tiny), task)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_caches_nothing(env, tiny, monkeypatch):
     import bench.training.trainer as tr
-    from bench.arms.finetune import FinetuneError
+    from bench.errors import TrainingError
 
     suite = load_suite(str(toy_suite(env / "s")))
     task = suite.tasks["colour"]
@@ -210,7 +223,7 @@ def test_nan_loss_stops_with_a_clear_error_and_caches_nothing(env, tiny, monkeyp
         return m
 
     monkeypatch.setattr(tr, "prepare_model", poisoned)
-    with pytest.raises(FinetuneError, match="nan"):
+    with pytest.raises(TrainingError, match="nan"):
         arm_for(spec()).trained_model(make_ctx(suite, tiny), task)
     adapters = Path(env / "cache" / "adapters")
     assert not any((p / "COMPLETE").is_file() for p in adapters.iterdir() if not p.name.startswith("."))
@@ -236,7 +249,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(env, tiny,
     logs = []
     arm = arm_for(spec(epochs=1))
     arm.trained_model(make_ctx(suite, tiny, logs=logs), task)
-    c = next(iter(arm._loaded.values()))[1]
+    c = trained_costs(arm)
     assert (c["batch_size"], c["grad_accum"]) == (4, 2)
     assert any("out of memory" in m and "grad_accum 2" in m for m in logs)
 
@@ -244,8 +257,8 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(env, tiny,
 def test_multi_task_scope_trains_one_model_and_knowledge_injection_runs(env, tiny):
     root = env / "s"
     (root / "corpus").mkdir(parents=True)
-    (root / "corpus" / "docs.jsonl").write_text(json.dumps({"id": "d1", "title": "Colours", "text":
-                                                            "Apples and cherries are red. The sky is blue. " * 4}) + "\n")
+    doc = {"id": "d1", "title": "Colours", "text": "Apples and cherries are red. The sky is blue. " * 4}
+    (root / "corpus" / "docs.jsonl").write_text(json.dumps(doc) + "\n")
     extra = """  - name: colour2
     kind: classification
     data:
@@ -263,20 +276,20 @@ corpus:
     ctx = make_ctx(suite, tiny)
     a = arm.trained_model(ctx, suite.tasks["colour"])
     b = arm.trained_model(ctx, suite.tasks["colour2"])
-    assert a is b and len(arm._loaded) == 1
-    costs = next(iter(arm._loaded.values()))[1]
+    assert a is b and len(arm._trained) == 1
+    costs = trained_costs(arm)
     assert costs["tasks_trained"] == ["colour", "colour2"] and costs["train_examples"] == 48
     assert costs["loss_curves"]["corpus"]
     mixed = arm_for(spec(epochs=1, knowledge="mixed"))
     mixed.trained_model(ctx, suite.tasks["colour"])
-    assert next(iter(mixed._loaded.values()))[1]["cache_hit"] is False
+    assert trained_costs(mixed)["cache_hit"] is False
 
 
 def test_the_in_training_metric_samples_every_label_of_a_label_grouped_file():
     """Legal's validation rows are grouped by label: the first 48 of 84 cover 7 of 12 labels, so
     the metric during training must be a seeded sample, not the file's first rows."""
-    from bench.arms.finetune import metric_subset
     from bench.data import Example
+    from bench.training.recipe import metric_subset
 
     val = [Example(id=f"v{i:03d}", input="x", targets=(f"label{i // 7}",), split="validation") for i in range(84)]
     picked = metric_subset(val, 48, seed=0, task="clause_type")
@@ -298,7 +311,7 @@ def test_lora_adapters_start_from_the_run_seed_whatever_ran_before(tiny):
     for state in (1, 2):
         torch.manual_seed(state)
         torch.rand(100)
-        model = prepare_model(tiny.model, TrainConfig(method="lora", rank=4, alpha=8, seed=0), "cpu")
+        model = prepare_model(tiny.model, TrainConfig(spec(method="lora", rank=4, alpha=8), seed=0), "cpu")
         inits.append({n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n})
     assert inits[0] and inits[0].keys() == inits[1].keys()
     assert all(torch.equal(inits[0][n], inits[1][n]) for n in inits[0])

@@ -77,3 +77,22 @@ def test_label_scores_total_the_tokens_by_default_and_average_them_on_request():
     assert res.label_scores("sum").argmax() == 0
     assert res.label_scores("mean").argmax() == 1
     np.testing.assert_allclose(res.label_scores("mean"), [[-1.0, -2.02 / 3]])
+
+
+def test_scoring_and_generation_use_the_current_cache_api(tiny_lm, monkeypatch):
+    """transformers 5.24 renamed `past_key_values` to `cache` (the old name warns on every call
+    and goes in 5.40): neither the keyword nor the output attribute may be used."""
+    import warnings
+
+    from transformers.utils import generic
+
+    calls = []
+    monkeypatch.setattr(generic.logger, "warning_once", lambda *a, **k: calls.append(a))
+    prompts = ["<|im_start|>user\nshared head: one", "<|im_start|>user\nshared head: second"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        got = score_continuations(tiny_lm.model, tiny_lm.tokenizer, prompts, ["yes", "no way"], batch_size=2)
+        generate(tiny_lm.model, tiny_lm.tokenizer, prompts, max_new_tokens=3, batch_size=2)
+    assert not calls
+    want = np.array([[naive_logprob(tiny_lm, p, c) for c in ["yes", "no way"]] for p in prompts])
+    np.testing.assert_allclose(got.logprob_sum, want, rtol=1e-4, atol=1e-4)

@@ -87,3 +87,19 @@ def test_split_shares_near_60_15_25(legal):
         n = sum(t.full_sizes.values())
         for split, share in (("train", 0.60), ("validation", 0.15), ("test", 0.25)):
             assert abs(t.full_sizes[split] / n - share) < 0.06, (t.name, split, t.full_sizes)
+
+
+def test_profiles_share_legal_tasks_so_primary_metrics_agree(legal):
+    # legal-smoke's own copy of the tasks once listed exact_match first for QA: the profiles
+    # cannot differ from legal's single declaration in anything but `limit`.
+    for profile in ("smoke", "full"):
+        other = load_suite("legal", profile=profile, apply_limits=False)
+        for name, task in legal.tasks.items():
+            assert other.tasks[name].spec.metrics[0] == task.spec.metrics[0]
+            assert other.tasks[name].spec.model_dump(exclude={"limit"}) == task.spec.model_dump(exclude={"limit"})
+    smoke = load_suite("legal", profile="smoke")
+    assert smoke.tasks["tenancy_qa"].spec.metrics[0] == legal.tasks["tenancy_qa"].spec.metrics[0] == "token_f1"
+    sizes = {n: len(t.split("test")) for n, t in smoke.tasks.items()}
+    assert sizes == {"clause_type": 6, "tenancy_qa": 4, "plain_summary": 3}
+    full = load_suite("legal", profile="full")
+    assert len(full.tasks["plain_summary"].split("test")) == full.tasks["plain_summary"].full_sizes["test"] > 40

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from bench.arms import ArmContext
+from bench.arms import build_arms, suite_context
 from bench.arms.rag import RagArm
 from bench.config import RagArm as RagSpec
 from bench.data import Document
@@ -23,15 +23,22 @@ from bench.runner import RunOptions, run_suite
 from bench.suites import load_suite
 
 DOCS = [
-    {"id": "bonds", "title": "Bonds", "text": "A bond must be lodged with the Rental Bond Board within ten business days."},
-    {"id": "pets", "title": "Pets", "text": "A landlord may not refuse consent to keep a cat or a small dog without a reason."},
-    {"id": "repairs", "title": "Urgent repairs", "text": "Urgent repairs such as a burst water pipe must be done within 24 hours."},
-    {"id": "rent", "title": "Rent increases", "text": "Rent may be increased only once in any twelve month period, with 60 days notice."},
+    {"id": "bonds", "title": "Bonds",
+     "text": "A bond must be lodged with the Rental Bond Board within ten business days."},
+    {"id": "pets", "title": "Pets",
+     "text": "A landlord may not refuse consent to keep a cat or a small dog without a reason."},
+    {"id": "repairs", "title": "Urgent repairs",
+     "text": "Urgent repairs such as a burst water pipe must be done within 24 hours."},
+    {"id": "rent", "title": "Rent increases",
+     "text": "Rent may be increased only once in any twelve month period, with 60 days notice."},
 ]
 QA = [
-    {"id": "q1", "question": "Within how many days must a bond be lodged with the board?", "answers": ["ten business days"], "doc": "bonds", "split": "test"},
-    {"id": "q2", "question": "How often can the rent go up?", "answers": ["once in twelve months"], "doc": "rent", "split": "test"},
-    {"id": "q3", "question": "How quickly must a burst pipe be repaired?", "answers": ["24 hours"], "doc": "repairs", "split": "train"},
+    {"id": "q1", "question": "Within how many days must a bond be lodged with the board?",
+     "answers": ["ten business days"], "doc": "bonds", "split": "test"},
+    {"id": "q2", "question": "How often can the rent go up?",
+     "answers": ["once in twelve months"], "doc": "rent", "split": "test"},
+    {"id": "q3", "question": "How quickly must a burst pipe be repaired?",
+     "answers": ["24 hours"], "doc": "repairs", "split": "train"},
     {"id": "q4", "question": "Can a landlord refuse a cat?", "answers": ["no"], "doc": "pets", "split": "train"},
 ]
 TOPICS = [
@@ -80,8 +87,12 @@ def cache(tmp_path, monkeypatch):
 
 
 def ctx_for(suite, lm, logs=None):
-    return ArmContext(get_model=lambda: lm, seed=0, batch_size=4, suite=suite,
-                      log=(logs.append if logs is not None else (lambda m: None)))
+    return suite_context(suite, lambda: lm, batch_size=4, log=(logs.append if logs is not None else (lambda m: None)))
+
+
+def records(result):
+    """An ArmResult's predictions as the flat records the run's prediction files hold."""
+    return [p.to_record() for p in result.predictions]
 
 
 def docs(rows=DOCS):
@@ -182,23 +193,24 @@ def test_top1_finds_the_answer_document_and_the_prompt_contains_it(tmp_path, cac
     task = suite.tasks["qa"]
     arm = RagArm(next(a for a in suite.spec.arms if a.name == "rag-k2"))
     seen = {}
-    import bench.arms.rag as rag
+    import bench.arms.prompt as prompt_arm  # the shared answer path the rag arm generates through
 
-    real = rag.generate
+    real = prompt_arm.generate
 
     def spy(model, tok, prompts, **kw):
         seen["prompts"] = prompts
         return real(model, tok, prompts, **kw)
 
-    monkeypatch.setattr(rag, "generate", spy)
-    rows = arm.predict(ctx_for(suite, tiny_lm), task, task.split("test"))
+    monkeypatch.setattr(prompt_arm, "generate", spy)
+    result = arm.predict(ctx_for(suite, tiny_lm), task, task.split("test"))
+    rows = records(result)
     for row, prompt, ex in zip(rows, seen["prompts"], task.split("test")):
         gold = ex.meta["doc"]
         assert row["retrieved"][0] == gold and row["retrieved_chunks"][0] == f"{gold}#0"
         assert len(row["retrieval_scores"]) == 2 and row["retrieval_scores"][0] >= row["retrieval_scores"][1]
         assert next(d["text"] for d in DOCS if d["id"] == gold) in prompt
         assert row["context_tokens"] > 0 and row["context_tokens"] <= row["context_budget"]
-    costs = arm.costs["qa"]
+    costs = result.costs.to_record()
     for key in ("embedding_s", "index_build_s", "index_bytes", "query_latency_ms_p50", "query_latency_ms_p95",
                 "prompt_tokens_added_mean"):
         assert key in costs
@@ -208,7 +220,7 @@ def test_context_is_cut_to_the_token_budget(tmp_path, cache, tiny_lm):
     suite = load_suite(str(write_suite(tmp_path / "s")))
     task = suite.tasks["qa"]
     spec = RagSpec(arm="rag", name="tight", k=4, max_context_tokens=60)
-    rows = RagArm(spec).predict(ctx_for(suite, tiny_lm), task, task.split("test"))
+    rows = records(RagArm(spec).predict(ctx_for(suite, tiny_lm), task, task.split("test")))
     assert all(r["context_tokens"] <= 60 and r["context_truncated"] for r in rows)
     assert all(len(r["retrieved"]) == 4 for r in rows)  # recall@k still sees all k retrieved
 
@@ -217,46 +229,50 @@ def test_examples_mode_uses_the_nearest_labelled_examples(tmp_path, cache, tiny_
     suite = load_suite(str(write_suite(tmp_path / "s")))
     task = suite.tasks["topic"]
     arm = RagArm(next(a for a in suite.spec.arms if a.name == "rag-ex"))
-    rows = arm.predict(ctx_for(suite, tiny_lm), task, task.split("test"))
+    rows = records(arm.predict(ctx_for(suite, tiny_lm), task, task.split("test")))
     by_id = {r["id"]: r for r in rows}
     assert set(by_id["t5"]["retrieved_examples"]) == {"t1", "t2"}  # the kitten: the two animal examples
     assert set(by_id["t6"]["retrieved_examples"]) == {"t3", "t4"}  # bond yields: the two finance ones
     assert all(r["output"] in ("animals", "finance") and r["items_in_prompt"] == 2 for r in rows)
 
 
-def test_rag_on_a_finetune_variant_uses_that_variants_model(tmp_path, cache, tiny_lm, monkeypatch):
-    arms = [{"arm": "finetune", "name": "lora-r4", "rank": 4},
+def test_rag_on_a_finetune_variant_shares_that_variants_trained_model(tmp_path, cache, tiny_lm, monkeypatch):
+    """Composition: the retrieval variant is handed the fine-tune variant's own arm object, so
+    one trained model is loaded once and serves both cells, and its costs travel with it."""
+    import bench.training.artifacts as artifacts
+
+    arms = [{"arm": "finetune", "name": "lora-r4", "rank": 4, "epochs": 1, "tasks": ["qa"]},
             {"arm": "rag", "name": "rag+lora", "k": 1, "finetuned": "lora-r4", "tasks": ["qa"]}]
     suite = load_suite(str(write_suite(tmp_path / "s", arms=arms)))
-    calls = []
-
-    class FakeFinetune:
-        def __init__(self, spec):
-            self.spec = spec
-
-        def trained_model(self, ctx, task):
-            calls.append((self.spec.name, task.name))
-            return tiny_lm
-
-    import bench.arms.rag as rag
-
-    monkeypatch.setattr(rag, "build_arm", lambda spec: FakeFinetune(spec))
-    arm = RagArm(suite.spec.arms[1])
-
-    def no_base_model():
-        raise AssertionError("the base model was loaded instead of the fine-tuned one")
-
-    ctx = ArmContext(get_model=no_base_model, seed=0, batch_size=4, suite=suite)
-    rows = arm.predict(ctx, suite.tasks["qa"], suite.tasks["qa"].split("test"))
-    assert calls == [("lora-r4", "qa")] and len(rows) == 2 and rows[0]["retrieved"]
-    assert arm.costs["qa"]["builds_on"] == "lora-r4"
+    built = build_arms(suite.spec.arms)
+    assert built["rag+lora"].provider is built["lora-r4"]
+    loads = []
+    real_load = artifacts.load_trained
+    monkeypatch.setattr(artifacts, "load_trained", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    ctx, task = ctx_for(suite, tiny_lm), suite.tasks["qa"]
+    built["lora-r4"].predict(ctx, task, task.split("test"))
+    result = built["rag+lora"].predict(ctx, task, task.split("test"))
+    assert loads == [1]                                          # one trained model in memory
+    assert built["rag+lora"].model(ctx, task) is built["lora-r4"].trained_model(ctx, task)
+    rows, costs = records(result), result.costs.to_record()
+    assert len(rows) == 2 and rows[0]["retrieved"]
+    assert costs["builds_on"] == "lora-r4" and costs["train_wall_s"] > 0   # carries the training it needs
 
 
-def test_on_must_name_a_finetune_variant(tmp_path, cache, tiny_lm):
+def test_finetuned_must_name_a_finetune_variant(tmp_path, cache, tiny_lm):
+    """Caught when the suite is loaded (bench validate), and by build_arms for specs made in code."""
+    from bench.config import FinetuneArm, PromptArm, SuiteError
+    from bench.errors import ConfigError
+
     arms = [{"arm": "prompt", "name": "zero-shot"}, {"arm": "rag", "name": "bad", "finetuned": "zero-shot"}]
-    suite = load_suite(str(write_suite(tmp_path / "s", arms=arms)))
-    with pytest.raises(RetrievalError, match="'zero-shot' is a prompt variant; expected a finetune variant"):
-        RagArm(suite.spec.arms[1]).predict(ctx_for(suite, tiny_lm), suite.tasks["qa"], suite.tasks["qa"].split("test"))
+    message = "'zero-shot' is a prompt variant; expected a finetune variant"
+    with pytest.raises(SuiteError, match=message):
+        load_suite(str(write_suite(tmp_path / "s", arms=arms)))
+    specs = [PromptArm(arm="prompt", name="zero-shot"), RagSpec(arm="rag", name="bad", finetuned="zero-shot")]
+    with pytest.raises(ConfigError, match=message):
+        build_arms(specs)
+    with pytest.raises(ConfigError, match="unknown arm variant 'lora'"):
+        build_arms([FinetuneArm(arm="finetune", name="lora-r4"), RagSpec(arm="rag", name="r", finetuned="lora")])
 
 
 def test_corpus_mode_without_a_corpus_says_what_to_do(tmp_path, cache, tiny_lm):
@@ -310,3 +326,36 @@ def test_batched_search_agrees_with_one_query_at_a_time(embedder, tmp_path):
     qs = [q["question"] for q in QA]
     one, many = r.search(qs, 2), r.search_batch(qs, 2, batch_size=3)
     assert one.positions == many.positions
+
+
+# -- retrieval on a fine-tune, through the runner -----------------------------------------------------
+
+def test_the_finetune_cell_trains_even_when_declared_after_the_variant_built_on_it(tmp_path, cache, monkeypatch):
+    """The runner runs a fine-tune before the retrieval variant that builds on it, so its training
+    is timed in its own cell; the retrieval cell carries that training as a cost, and the report
+    keeps the declared order."""
+    import bench.arms.finetune as ft
+    import bench.arms.rag as rag_mod
+    import bench.training.recipe as recipe
+
+    arms = [{"arm": "rag", "name": "rag+lora", "k": 1, "finetuned": "lora-r4", "tasks": ["qa"]},
+            {"arm": "finetune", "name": "lora-r4", "rank": 4, "epochs": 1, "tasks": ["qa"]}]
+    path = write_suite(tmp_path / "s", arms=arms)
+    running, trained_in = [], []
+    for cls in (ft.FinetuneArm, rag_mod.RagArm):
+        real = cls.predict
+
+        def spy(self, *a, _real=real, **k):
+            running.append(self.spec.name)
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(cls, "predict", spy)
+    real_train = recipe.train
+    monkeypatch.setattr(recipe, "train", lambda *a, **k: trained_in.append(running[-1]) or real_train(*a, **k))
+    run_dir = run_suite(str(path), RunOptions(results=tmp_path / "results", dtype="float32"), Console(quiet=True))
+    assert running == ["lora-r4", "rag+lora"] and trained_in == ["lora-r4"]
+    scores = json.loads((run_dir / "scores.json").read_text())
+    assert list(scores["tasks"]["qa"]["arms"]) == ["rag+lora", "lora-r4"]      # declared order
+    cells = {c["arm"]: c for c in json.loads((run_dir / "run.json").read_text())["cells"]}
+    assert cells["rag+lora"]["costs"]["builds_on"] == "lora-r4"
+    assert cells["rag+lora"]["costs"]["train_wall_s"] == cells["lora-r4"]["costs"]["train_wall_s"] > 0

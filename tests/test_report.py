@@ -42,7 +42,7 @@ def hostile_run(tmp_path_factory):
 
 
 def test_report_files_and_verdicts(hostile_run):
-    run_dir, paths = hostile_run
+    _, paths = hostile_run
     for p in paths.values():
         assert p.is_file() and p.stat().st_size > 0
     decision = json.loads(paths["decision"].read_text())
@@ -74,7 +74,7 @@ def _chromium() -> str | None:
 def _chrome(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp / 'profile'}"]
-    return subprocess.run([_chromium(), *flags, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([_chromium(), *flags, *args], check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_report_renders_in_headless_chromium(hostile_run, tmp_path):

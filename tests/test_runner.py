@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from rich.console import Console
 
 from bench.arms.prompt import calibrate, label_from_text, pick_demos
 from bench.runner import RunOptions, run_suite
 from bench.suites import load_suite
-from rich.console import Console
 
 MINI = "tests/fixtures/mini"
 
@@ -53,11 +53,31 @@ def test_second_run_is_served_from_cache_with_identical_outputs(isolated):
         assert f.read_text() == (second / "predictions" / f.relative_to(first / "predictions")).read_text()
 
 
-def test_changing_the_arm_invalidates_only_its_cells(isolated):
+def test_changing_the_dtype_invalidates_every_cell(isolated):
     run(isolated)
     third = run_suite(MINI, RunOptions(results=isolated / "r", dtype="bfloat16"), Console(quiet=True))
     info = json.loads((third / "run.json").read_text())
     assert not any(c["cached"] for c in info["cells"])  # dtype is part of every key
+
+
+def test_changing_one_arm_variant_invalidates_only_its_cells(isolated):
+    import shutil
+
+    suite_dir = isolated / "mini"
+    shutil.copytree(MINI, suite_dir)
+    opts = RunOptions(results=isolated / "results", dtype="float32")
+    first = json.loads((run_suite(str(suite_dir), opts, Console(quiet=True)) / "run.json").read_text())
+    yaml = suite_dir / "suite.yaml"
+    text = yaml.read_text()
+    assert text.count("    shots: 2\n") == 1
+    yaml.write_text(text.replace("    shots: 2\n", "    shots: 1\n"))  # only the 2-shot variant changes
+    second = json.loads((run_suite(str(suite_dir), opts, Console(quiet=True)) / "run.json").read_text())
+    cells = {(c["arm"], c["task"]): c for c in second["cells"]}
+    assert set(cells) == {(c["arm"], c["task"]) for c in first["cells"]}
+    recomputed = {k for k, c in cells.items() if not c["cached"]}
+    assert recomputed == {("2-shot", t) for t in ("sentiment", "capitals", "shorten")}
+    keys = {(c["arm"], c["task"]): c["cache_key"] for c in first["cells"]}
+    assert all((c["cache_key"] == keys[k]) == (k[0] != "2-shot") for k, c in cells.items())
 
 
 def test_calibration_removes_a_constant_label_bias():
@@ -87,7 +107,7 @@ def test_the_task_chooses_how_every_arm_totals_label_tokens():
 
     import numpy as np
 
-    from bench.arms import ArmContext
+    from bench.arms import suite_context
     from bench.arms.prompt import PromptArm
     from bench.config import PromptArm as PromptSpec
     from bench.generate import score_continuations
@@ -98,12 +118,12 @@ def test_the_task_chooses_how_every_arm_totals_label_tokens():
     task = suite.tasks["sentiment"]
     assert task.spec.label_score == "sum"
     lm = load_model("random:tiny-llama", device="cpu", dtype="float32", seed=0)
-    ctx = ArmContext(get_model=lambda: lm, seed=0, batch_size=8, suite=suite)
+    ctx = suite_context(suite, lambda: lm, batch_size=8)
     examples = task.split("test")
     prompts = [render_prompt(lm.tokenizer, task.spec, e.input) for e in examples]
     res = score_continuations(lm.model, lm.tokenizer, prompts, [task.spec.verbalise(l) for l in task.spec.labels])
     for how in ("sum", "mean"):
         t = dataclasses.replace(task, spec=task.spec.model_copy(update={"label_score": how}))
-        rows = PromptArm(PromptSpec(arm="prompt", name="z")).predict(ctx, t, examples)
-        got = np.array([[r["label_scores"][l] for l in task.spec.labels] for r in rows])
+        preds = PromptArm(PromptSpec(arm="prompt", name="z")).predict(ctx, t, examples).predictions
+        got = np.array([[p.label_scores[l] for l in task.spec.labels] for p in preds])
         np.testing.assert_allclose(got, res.label_scores(how), atol=1e-3)

@@ -13,7 +13,8 @@ TASK = TaskSpec(name="t", kind="classification", data={"file": "x.jsonl"}, input
 
 
 def examples():
-    return [Example("a", "apple cherry", ("red",), "train"), Example("b", "sky and a much longer ocean text", ("blue",), "train")]
+    return [Example("a", "apple cherry", ("red",), "train"),
+            Example("b", "sky and a much longer ocean text", ("blue",), "train")]
 
 
 def test_prompt_tokens_are_masked_and_the_answer_ends_the_turn(tiny_lm):
@@ -47,7 +48,8 @@ def test_answer_only_logits_give_the_full_loss(tiny_lm):
     full_labels[:, width - batch["labels"].shape[1]:] = batch["labels"]
     with torch.no_grad():
         fast = tiny_lm.model(**batch).loss
-        slow = tiny_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=full_labels).loss
+        slow = tiny_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             labels=full_labels).loss
     assert torch.allclose(fast, slow, atol=1e-5)
 
 

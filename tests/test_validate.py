@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import SuiteError
-from bench.suites import list_suites, load_suite
+from bench.suites import list_profiles, list_suites, load_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
@@ -80,6 +80,150 @@ def test_label_score_is_only_for_classification(tmp_path):
 
     shutil.copytree(FIXTURES / "mini", tmp_path / "mini")
     yaml = tmp_path / "mini" / "suite.yaml"
-    yaml.write_text(yaml.read_text().replace("    max_new_tokens: 4\n", "    max_new_tokens: 4\n    label_score: mean\n", 1))
+    yaml.write_text(yaml.read_text().replace("    max_new_tokens: 4\n",
+                                             "    max_new_tokens: 4\n    label_score: mean\n", 1))
     found = problems_of(tmp_path / "mini")
     assert len(found) == 1 and "tasks[1]" in found[0] and "label_score" in found[0] and "classification" in found[0]
+
+
+@pytest.mark.parametrize("name,profile", [(s, p) for s in sorted(list_suites()) for p in list_profiles(s)])
+def test_every_profile_of_every_shipped_suite_loads(name, profile):
+    suite = load_suite(name, profile=profile)
+    assert suite.profile == profile and not suite.spec.profiles
+    assert suite.spec.arms and all(t.split("test") for t in suite.tasks.values())
+
+
+PROFILES = """
+profiles:
+  quick:
+    description: two examples, zero-shot only
+    limits:
+      sentiment: {train: 2, test: 2}
+      capitals: null
+    arms:
+      - arm: prompt
+        name: zero-shot
+"""
+
+
+def mini_with(tmp_path, extra: str) -> Path:
+    import shutil
+
+    shutil.copytree(FIXTURES / "mini", tmp_path / "mini")
+    yaml = tmp_path / "mini" / "suite.yaml"
+    yaml.write_text(yaml.read_text() + extra)
+    return tmp_path / "mini"
+
+
+def test_a_profile_replaces_arms_and_limits_and_keeps_the_tasks(tmp_path):
+    path = mini_with(tmp_path, PROFILES + "  full:\n    limits: {sentiment: null}\n")
+    assert list(list_profiles(str(path))) == ["quick", "full"]
+    assert list_profiles(str(path))["quick"].description == "two examples, zero-shot only"
+    base, quick = load_suite(str(path)), load_suite(str(path), profile="quick")
+    assert [a.name for a in base.spec.arms] == ["zero-shot", "2-shot", "zero-shot-gen"] and base.profile is None
+    assert [a.name for a in quick.spec.arms] == ["zero-shot"] and quick.profile == "quick"
+    assert quick.tasks["sentiment"].spec.limit == {"train": 2, "test": 2}
+    assert len(quick.tasks["sentiment"].split("test")) == 2 and len(quick.tasks["sentiment"].split("train")) == 2
+    assert quick.tasks["capitals"].spec.limit is None
+    # everything but arms and limits is the suite's own declaration
+    for name, task in base.tasks.items():
+        assert task.spec.model_dump(exclude={"limit"}) == quick.tasks[name].spec.model_dump(exclude={"limit"})
+    # a profile without `arms` keeps the suite's arms
+    assert [a.name for a in load_suite(str(path), profile="full").spec.arms] == [a.name for a in base.spec.arms]
+
+
+def test_no_limit_in_a_profile_means_every_example(tmp_path):
+    path = mini_with(tmp_path, "")
+    yaml = path / "suite.yaml"
+    yaml.write_text(yaml.read_text().replace("    metrics: [accuracy, macro_f1]\n",
+                                             "    metrics: [accuracy, macro_f1]\n    limit: {test: 1}\n", 1)
+                    + "profiles:\n  all:\n    limits: {sentiment: null}\n")
+    assert len(load_suite(str(path)).tasks["sentiment"].split("test")) == 1
+    assert len(load_suite(str(path), profile="all").tasks["sentiment"].split("test")) == 4
+
+
+def test_unknown_profile_names_the_known_ones_and_the_closest():
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown profile 'smok'; did you mean 'smoke'\? \(known: full, smoke\)"):
+        load_suite("legal", profile="smok")
+    with pytest.raises(ConfigError, match="has no profiles"):
+        load_suite(str(FIXTURES / "mini"), profile="smoke")
+
+
+def test_problems_inside_a_profile_are_located_by_line(tmp_path):
+    bad = PROFILES.replace("    limits:\n", "    limitz:\n").replace("        name: zero-shot\n",
+                                                                      "        name: zero-shot\n        shotz: 2\n")
+    path = mini_with(tmp_path, bad)
+    lines = (path / "suite.yaml").read_text().splitlines()
+    at = {key: next(i + 1 for i, l in enumerate(lines) if l.strip().startswith(key)) for key in ("limitz:", "shotz:")}
+    found = problems_of(path)
+    assert len(found) == 2, found
+    assert any(f"suite.yaml:{at['limitz:']}" in p and "profiles.quick.limitz" in p and "did you mean 'limits'" in p
+               for p in found), found
+    assert any(f"suite.yaml:{at['shotz:']}" in p and "profiles.quick.arms[0].shotz" in p and "did you mean 'shots'" in p
+               for p in found), found
+
+
+def test_profile_task_names_and_arm_tasks_are_checked_like_the_suites(tmp_path):
+    bad = PROFILES.replace("      sentiment: {", "      sentimnt: {").replace(
+        "        name: zero-shot\n", "        name: zero-shot\n        tasks: [capitols]\n").replace(
+        "      capitals: null\n", "      capitals: {test: 0}\n")
+    path = mini_with(tmp_path, bad)
+    lines = (path / "suite.yaml").read_text().splitlines()
+    line = {key: next(i + 1 for i, l in enumerate(lines) if l.strip().startswith(key))
+            for key in ("sentimnt:", "tasks: [capitols]", "capitals: {test: 0}")}
+    found = problems_of(path)
+    assert len(found) == 1 and f"suite.yaml:{line['capitals: {test: 0}']}" in found[0] \
+        and "greater than or equal to 1" in found[0], found  # schema first: a limit is at least 1
+    path2 = mini_with(tmp_path / "b", bad.replace("{test: 0}", "{test: 1}"))
+    found = problems_of(path2)
+    assert len(found) == 2, found
+    assert any(f"suite.yaml:{line['sentimnt:']}" in p and "profiles.quick.limits" in p
+               and "unknown task 'sentimnt'; did you mean 'sentiment'" in p for p in found), found
+    assert any(f"suite.yaml:{line['tasks: [capitols]']}" in p and "profiles.quick.arms[0].tasks" in p
+               and "did you mean 'capitals'" in p for p in found), found
+
+
+def test_a_profile_must_change_something_and_name_its_arms_once(tmp_path):
+    path = mini_with(tmp_path, "profiles:\n  empty:\n    description: nothing\n  twice:\n    arms:\n"
+                               "      - {arm: prompt, name: a}\n      - {arm: prompt, name: a}\n")
+    found = problems_of(path)
+    assert any("profiles.empty" in p and "needs 'arms' and/or 'limits'" in p for p in found), found
+    assert any("profiles.twice.arms" in p and "repeated: a" in p for p in found), found
+
+
+def test_evaluate_metrics_are_not_reported_unknown_when_the_suite_has_other_errors(tmp_path):
+    path = mini_with(tmp_path, "")
+    yaml = path / "suite.yaml"
+    text = yaml.read_text().replace("    metrics: [rougeL]\n", "    metrics: [rougeL, 'evaluate:bleu', rouge9]\n")
+    yaml.write_text(text.replace("seed: 0\n", "seed: 0\nsede: 1\n"))  # a schema error elsewhere
+    found = problems_of(path)
+    assert not any("evaluate:bleu" in p for p in found), found
+    assert any("unknown metric 'rouge9'" in p for p in found), found
+    assert len(found) == 2, found
+    yaml.write_text(text)  # and the same verdict without the schema error
+    found = problems_of(path)
+    assert len(found) == 1 and "unknown metric 'rouge9'" in found[0], found
+
+
+def test_retrieval_variants_that_cannot_run_are_reported_before_any_compute(tmp_path):
+    """`finetuned:` must name a finetune variant of the same arm list, and corpus retrieval needs a
+    corpus: each is a located problem at validation, not a failure after other cells ran."""
+    path = mini_with(tmp_path, """  - arm: rag
+    name: rag-on-prompt
+    finetuned: zero-shot
+  - arm: rag
+    name: rag-on-nothing
+    mode: examples
+    finetuned: lorra
+""")
+    found = problems_of(path)
+    expected = [
+        ("suite.yaml:50", "arms[3].finetuned", "'zero-shot' is a prompt variant; expected a finetune variant"),
+        ("suite.yaml:48", "arms[3].mode", "corpus retrieval needs a `corpus:`"),
+        ("suite.yaml:54", "arms[4].finetuned", "unknown arm variant 'lorra'"),
+    ]
+    for where, field, message in expected:
+        assert any(where in p and field in p and message in p for p in found), (where, field, message, found)
+    assert not any("arms[4].mode" in p for p in found)           # examples mode needs no corpus

@@ -1,58 +1,125 @@
-"""The arms: what each one adds to the shared template. An explicit registry, no magic."""
+"""The arms: what each one adds to the shared template. An explicit registry, no magic.
+
+An arm is any object with the two methods of `Arm`; shared work lives in plain functions
+(bench.generate, bench.prompts, `prompt.classify` / `prompt.answer`), never in a base class.
+Retrieval on a fine-tune is composition: `build_arms` hands the retrieval variant the very
+`FinetuneArm` object of the variant it names, so one trained model serves both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from ..config import unknown_name
-from ..data import Example
-from ..suites import Task
+from ..config import ArmSpec, unknown_name
+from ..data import Document, Example
+from ..errors import ConfigError
+from ..predictions import ArmResult
+from ..suites import Suite, Task
+
+Progress = Callable[[str, int], Callable[[int], None]]
 
 
-@dataclass
+def _no_progress(label: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+@dataclass(frozen=True)
 class ArmContext:
-    """What an arm may use: the lazily loaded base model, the suite (for corpus, train data and
-    the other arm variants it may build on), the seed and run settings."""
+    """What an arm may use besides its own spec: the lazily loaded base model, the suite's
+    tasks and corpus, and the run's settings."""
 
     get_model: Callable[[], Any]
+    """Returns the shared base model (a `LoadedModel`), loading it on first use."""
     seed: int
+    """The suite seed: demonstrations, subsamples, training and bootstrap all derive from it."""
     batch_size: int
-    progress: Callable[[str, int], Callable[[int], None]] = field(default=lambda label, total: (lambda n: None))
-    suite: Any = None
+    """Prompts per forward pass when predicting."""
+    tasks: Mapping[str, Task] = field(default_factory=dict)
+    """Every task of the suite (a multi-task fine-tune trains on several)."""
+    corpus: Sequence[Document] = ()
+    """The suite's corpus documents (retrieval; knowledge injection)."""
+    suite_name: str = ""
+    """For messages only."""
     retrain: bool = False
-    log: Callable[[str], None] = field(default=lambda message: None)
+    """Retrain fine-tunes even when a trained model is cached."""
+    progress: Progress = _no_progress
+    """progress(label, total) returns advance(n): a bar per long step."""
+    log: Callable[[str], None] = lambda message: None
+    """One line for the user (printed above the progress bars)."""
+
+
+def suite_context(suite: Suite, get_model: Callable[[], Any], *, batch_size: int, **settings: Any) -> ArmContext:
+    """The context for running arms on `suite` (settings: retrain, progress, log)."""
+    return ArmContext(get_model=get_model, seed=suite.spec.seed, batch_size=batch_size, tasks=suite.tasks,
+                      corpus=tuple(suite.corpus or ()), suite_name=suite.spec.name, **settings)
 
 
 class Arm(Protocol):
-    """An arm variant: `predict` returns one record per example (id, output, prompt hash, timings)."""
+    """An arm variant. `predict` returns one prediction per example plus its costs;
+    `cache_key` names everything beyond the model, the task and its data that the predictions
+    depend on (the runner hashes it with those into the prediction cache key)."""
 
-    def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> list[dict[str, Any]]: ...
+    spec: Any
+
+    def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]: ...
+
+    def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> ArmResult: ...
 
 
-def _prompt(spec: Any) -> Arm:
+def spec_key(spec: Any) -> dict[str, Any]:
+    """A variant's settings that shape its outputs (its name and task list do not)."""
+    return spec.model_dump(exclude={"name", "tasks"})
+
+
+def _prompt(spec: Any, arms: Mapping[str, Arm]) -> Arm:
     from .prompt import PromptArm
 
     return PromptArm(spec)
 
 
-def _finetune(spec: Any) -> Arm:
+def _finetune(spec: Any, arms: Mapping[str, Arm]) -> Arm:
     from .finetune import FinetuneArm
 
     return FinetuneArm(spec)
 
 
-def _rag(spec: Any) -> Arm:
+def _rag(spec: Any, arms: Mapping[str, Arm]) -> Arm:
     from .rag import RagArm
 
-    return RagArm(spec)
+    return RagArm(spec, arms[spec.finetuned] if spec.finetuned else None)
 
 
-ARMS: dict[str, Callable[[Any], Arm]] = {"prompt": _prompt, "finetune": _finetune, "rag": _rag}
+ARMS: dict[str, Callable[[Any, Mapping[str, Arm]], Arm]] = {"prompt": _prompt, "finetune": _finetune, "rag": _rag}
+
+
+def build_arms(specs: Sequence[ArmSpec]) -> dict[str, Arm]:
+    """Every variant of a suite, by name, each built once (imports only the arms in use: no
+    torch for a report). Variants that others build on are built first and shared."""
+    by_name = {s.name: s for s in specs}
+    for s in specs:
+        base = getattr(s, "finetuned", None)
+        if base and base not in by_name:
+            raise ConfigError(f"rag variant '{s.name}': finetuned: " + unknown_name("arm variant", base, list(by_name)))
+        if base and by_name[base].arm != "finetune":
+            raise ConfigError(f"rag variant '{s.name}': finetuned: '{base}' is a {by_name[base].arm} variant; "
+                              "expected a finetune variant")
+    arms: dict[str, Arm] = {}
+    for s in sorted(specs, key=lambda s: bool(getattr(s, "finetuned", None))):
+        if s.arm not in ARMS:
+            raise ConfigError(unknown_name("arm", s.arm, list(ARMS)))
+        arms[s.name] = ARMS[s.arm](s, arms)
+    return {name: arms[name] for name in by_name}
 
 
 def build_arm(spec: Any) -> Arm:
-    """The arm object for a variant spec (imports only the arm in use: no torch for a report)."""
-    if spec.arm not in ARMS:
-        raise KeyError(unknown_name("arm", spec.arm, list(ARMS)))
-    return ARMS[spec.arm](spec)
+    """One variant on its own (a retrieval variant that builds on a fine-tune needs `build_arms`)."""
+    return build_arms([spec])[spec.name]
+
+
+def run_order(names: Sequence[str], arms: Mapping[str, Arm]) -> list[str]:
+    """The order to run selected variants in: a fine-tune before the retrieval variants that build
+    on it, so its training lands on its own cell; otherwise as declared."""
+    first = [n for n in names if not getattr(arms[n].spec, "finetuned", None)]
+    return first + [n for n in names if n not in first]

@@ -1,14 +1,17 @@
 """The prompt-engineered baseline: the shared template with k seeded demonstrations.
 
-Classification is scored by label log-likelihood (length-normalised, optionally with
-contextual calibration against content-free inputs) or, for comparison, by generating text
-and mapping it to the closest label. QA and generation tasks are decoded greedily.
+Classification is scored by label log-likelihood (optionally with contextual calibration
+against content-free inputs) or, for comparison, by generating text and mapping it to the
+closest label. QA and generation tasks are decoded greedily. `classify` and `answer` are the
+shared prediction paths: the fine-tuning arm calls them with its model, the retrieval arm with
+its prompts, so every arm scores a task the same way.
 """
 
 from __future__ import annotations
 
 import difflib
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,9 +19,11 @@ import numpy as np
 from ..config import PromptArm as PromptArmSpec
 from ..data import Example
 from ..generate import generate, score_continuations
+from ..models import LoadedModel
+from ..predictions import ArmResult, Prediction, RetrievalTrace
 from ..prompts import CONTENT_FREE_INPUTS, prompt_hash, render_prompt
 from ..suites import Task
-from . import ArmContext
+from . import ArmContext, spec_key
 
 
 def pick_demos(task: Task, shots: int, seed: int) -> list[Example]:
@@ -32,61 +37,15 @@ def pick_demos(task: Task, shots: int, seed: int) -> list[Example]:
 def label_from_text(task: Task, text: str) -> str:
     """Map generated text to a label: exact, then contained, then closest; '' when none is close."""
     spec = task.spec
-    written = {spec.verbalise(l).lower(): l for l in spec.labels}
+    written = {spec.verbalise(label).lower(): label for label in spec.labels}
     clean = text.strip().strip(".").lower()
     if clean in written:
         return written[clean]
-    hits = sorted((clean.find(w), l) for w, l in written.items() if w in clean)
+    hits = sorted((clean.find(w), label) for w, label in written.items() if w in clean)
     if hits:
         return hits[0][1]
     close = difflib.get_close_matches(clean, list(written), n=1, cutoff=0.6)
     return written[close[0]] if close else ""
-
-
-class PromptArm:
-    def __init__(self, spec: PromptArmSpec):
-        self.spec = spec
-
-    def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> list[dict[str, Any]]:
-        lm = ctx.get_model()
-        demos = pick_demos(task, self.spec.shots, ctx.seed)
-        prompts = [render_prompt(lm.tokenizer, task.spec, e.input, demos) for e in examples]
-        label = f"{self.spec.name} · {task.name}"
-        if task.spec.kind == "classification" and self.spec.scoring == "loglik":
-            return self._score_labels(ctx, lm, task, examples, prompts, demos, label)
-        gen = generate(lm.model, lm.tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens,
-                       batch_size=ctx.batch_size, device=lm.device, progress=ctx.progress(label, len(prompts)))
-        rows = []
-        for i, e in enumerate(examples):
-            out = gen.texts[i]
-            if task.spec.kind == "classification":
-                out, raw = label_from_text(task, out), out
-            else:
-                raw = None
-            rows.append(prediction_record(e, prompts[i], out, "generate", gen.seconds[i], gen.prompt_tokens[i],
-                                gen.output_tokens[i], {"raw_output": raw} if raw is not None else {}))
-        return rows
-
-    def _score_labels(self, ctx, lm, task, examples, prompts, demos, label) -> list[dict[str, Any]]:
-        spec = task.spec
-        words = [spec.verbalise(l) for l in spec.labels]
-        extra_prompts = []
-        if self.spec.calibrate:
-            extra_prompts = [render_prompt(lm.tokenizer, spec, cf, demos) for cf in CONTENT_FREE_INPUTS]
-        res = score_continuations(lm.model, lm.tokenizer, prompts + extra_prompts, words, batch_size=ctx.batch_size,
-                                  device=lm.device, progress=ctx.progress(label, len(prompts) + len(extra_prompts)))
-        all_scores = res.label_scores(spec.label_score)
-        scores = all_scores[: len(prompts)]
-        mode = "loglik"
-        if self.spec.calibrate:
-            scores = calibrate(scores, all_scores[len(prompts):])
-            mode = "loglik+calibrated"
-        rows = []
-        for i, e in enumerate(examples):
-            best = int(np.argmax(scores[i]))
-            extra = {"label_scores": {l: round(float(s), 4) for l, s in zip(spec.labels, scores[i])}}
-            rows.append(prediction_record(e, prompts[i], spec.labels[best], mode, res.seconds[i], res.prompt_tokens[i], 0, extra))
-        return rows
 
 
 def calibrate(scores: np.ndarray, content_free: np.ndarray) -> np.ndarray:
@@ -100,9 +59,78 @@ def calibrate(scores: np.ndarray, content_free: np.ndarray) -> np.ndarray:
     return log_softmax(scores) - np.log(p_cf)[None, :]
 
 
-def prediction_record(e: Example, prompt: str, output: str, mode: str, seconds: float, prompt_tokens: int,
-                      output_tokens: int, extra: dict[str, Any]) -> dict[str, Any]:
-    """The one shape of a prediction row, shared by every arm (scores are added when scoring)."""
-    return {"id": e.id, "prompt_hash": prompt_hash(prompt), "output": output, "references": list(e.targets),
-            "mode": mode, "latency_s": round(float(seconds), 5), "prompt_tokens": int(prompt_tokens),
-            "output_tokens": int(output_tokens), **extra}
+def classify(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], prompts: Sequence[str],
+             label: str, content_free: Sequence[Sequence[str]] = (), group_of: Sequence[int] | None = None,
+             traces: Sequence[RetrievalTrace] | None = None) -> list[Prediction]:
+    """Score every label after each prompt and predict the best. With `content_free` (groups of
+    content-free prompts), example i is calibrated against group `group_of[i]` (default: group i):
+    one shared group when every prompt has the same demonstrations, one per example otherwise."""
+    spec = task.spec
+    words = [spec.verbalise(name) for name in spec.labels]
+    cf_prompts = [p for group in content_free for p in group]
+    res = score_continuations(lm.model, lm.tokenizer, list(prompts) + cf_prompts, words, batch_size=ctx.batch_size,
+                              device=lm.device, progress=ctx.progress(label, len(prompts) + len(cf_prompts)))
+    all_scores = res.label_scores(spec.label_score)
+    scores, mode = all_scores[: len(prompts)], "loglik"
+    if content_free:
+        starts = np.cumsum([0] + [len(g) for g in content_free]) + len(prompts)
+        groups = group_of if group_of is not None else range(len(prompts))
+        scores = np.stack([calibrate(scores[i:i + 1], all_scores[starts[g]:starts[g + 1]])[0]
+                           for i, g in enumerate(groups)])
+        mode = "loglik+calibrated"
+    out = []
+    for i, e in enumerate(examples):
+        trace = traces[i] if traces else None
+        out.append(Prediction(
+            id=e.id, prompt_hash=prompt_hash(prompts[i]), output=spec.labels[int(np.argmax(scores[i]))],
+            references=e.targets, mode=mode, latency_s=res.seconds[i] + (trace.latency_s if trace else 0.0),
+            prompt_tokens=int(res.prompt_tokens[i]), output_tokens=0,
+            label_scores={name: round(float(s), 4) for name, s in zip(spec.labels, scores[i])}, retrieval=trace))
+    return out
+
+
+def answer(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], prompts: Sequence[str],
+           label: str, traces: Sequence[RetrievalTrace] | None = None) -> list[Prediction]:
+    """Greedy answers; a classification task's text is mapped to a label (the raw text is kept)."""
+    gen = generate(lm.model, lm.tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens,
+                   batch_size=ctx.batch_size, device=lm.device, progress=ctx.progress(label, len(prompts)))
+    is_label = task.spec.kind == "classification"
+    out = []
+    for i, e in enumerate(examples):
+        trace = traces[i] if traces else None
+        text = gen.texts[i]
+        out.append(Prediction(
+            id=e.id, prompt_hash=prompt_hash(prompts[i]), output=label_from_text(task, text) if is_label else text,
+            references=e.targets, mode="generate", latency_s=gen.seconds[i] + (trace.latency_s if trace else 0.0),
+            prompt_tokens=int(gen.prompt_tokens[i]), output_tokens=int(gen.output_tokens[i]),
+            raw_output=text if is_label else None, retrieval=trace))
+    return out
+
+
+def predict_with(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], label: str,
+                 demos: Sequence[Example] = (), scoring: str = "loglik", calibrated: bool = False) -> list[Prediction]:
+    """The shared template (with `demos`) on `lm`: what the prompt arm does, and the fine-tune arm too."""
+    prompts = [render_prompt(lm.tokenizer, task.spec, e.input, demos) for e in examples]
+    if task.spec.kind != "classification" or scoring != "loglik":
+        return answer(ctx, lm, task, examples, prompts, label)
+    if not calibrated:
+        return classify(ctx, lm, task, examples, prompts, label)
+    group = [render_prompt(lm.tokenizer, task.spec, x, demos) for x in CONTENT_FREE_INPUTS]
+    return classify(ctx, lm, task, examples, prompts, label, content_free=[group], group_of=[0] * len(examples))
+
+
+class PromptArm:
+    """Instruction plus k demonstrations drawn from train with the suite seed."""
+
+    def __init__(self, spec: PromptArmSpec):
+        self.spec = spec
+
+    def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]:
+        return {"spec": spec_key(self.spec)}
+
+    def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> ArmResult:
+        lm = ctx.get_model()
+        demos = pick_demos(task, self.spec.shots, ctx.seed)
+        preds = predict_with(ctx, lm, task, examples, f"{self.spec.name} · {task.name}", demos,
+                             self.spec.scoring, self.spec.calibrate)
+        return ArmResult(preds)

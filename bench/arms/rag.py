@@ -7,56 +7,52 @@ Retrieved text is cut to `max_context_tokens` of the generator's tokenizer, and 
 what the model's context window leaves after the rest of the prompt and the answer.
 
 With `finetuned: <finetune variant>` the arm retrieves on top of that variant's trained model: it
-asks the fine-tuning arm for the model (composition; neither arm is copied).
+is handed that variant's `FinetuneArm` when the arms are built (bench.arms.build_arms) and asks it
+for the trained model: composition, one model in memory, training billed where it happens.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import RagArm as RagArmSpec
-from ..config import unknown_name
 from ..data import Document, Example, stable_hash
-from ..generate import generate, score_continuations
-from ..models import cache_root, choose_dtype
+from ..errors import RetrievalError
+from ..models import LoadedModel, cache_root, choose_dtype
+from ..predictions import ArmResult, Costs, RetrievalCosts, RetrievalTrace
 from ..prompts import CONTENT_FREE_INPUTS, render_prompt
-from ..retrieval import RetrievalError
 from ..retrieval.chunking import Chunk, check_documents, chunk_documents, chunking_key
 from ..retrieval.embedding import Embedder
-from ..retrieval.retriever import Item, Retriever
+from ..retrieval.retriever import Hits, Item, Retriever
 from ..suites import Task
-from . import ArmContext, build_arm
-from .prompt import prediction_record, calibrate, label_from_text
+from . import ArmContext, spec_key
+from .prompt import answer, classify
+
+if TYPE_CHECKING:
+    from .finetune import FinetuneArm
 
 ANSWER_MARGIN = 8  # tokens kept free beyond max_new_tokens (end-of-turn marker, label tokens)
 
 
 class RagArm:
-    def __init__(self, spec: RagArmSpec):
+    def __init__(self, spec: RagArmSpec, provider: FinetuneArm | None = None):
         self.spec = spec
-        self.costs: dict[str, dict[str, Any]] = {}
+        self.provider = provider
+        """The fine-tune variant this one retrieves on top of (`finetuned:`), or None for the base model."""
         self._embedder: Embedder | None = None
         self._retrievers: dict[str, tuple[Retriever, list[Any]]] = {}
-        self._base: Any = None
+
+    def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]:
+        corpus = stable_hash(list(ctx.corpus)) if self.spec.mode == "corpus" else None
+        builds_on = self.provider.cache_key(ctx, task) if self.provider else None
+        return {"spec": spec_key(self.spec), "corpus": corpus, "builds_on": builds_on}
 
     # -- the model: the suite's base model, or the fine-tuned variant this one builds on --------
-    def model(self, ctx: ArmContext, task: Task) -> Any:
-        if not self.spec.finetuned:
-            return ctx.get_model()
-        arms = list(ctx.suite.spec.arms) if ctx.suite is not None else []
-        base = next((a for a in arms if a.name == self.spec.finetuned), None)
-        if base is None:
-            raise KeyError(f"rag variant '{self.spec.name}': finetuned: " + unknown_name("arm variant", self.spec.finetuned,
-                                                                                [a.name for a in arms]))
-        if base.arm != "finetune":
-            raise RetrievalError(f"rag variant '{self.spec.name}': finetuned: '{self.spec.finetuned}' is a {base.arm} variant; "
-                                 f"expected a finetune variant")
-        if self._base is None:
-            self._base = build_arm(base)
-        return self._base.trained_model(ctx, task)
+    def model(self, ctx: ArmContext, task: Task) -> LoadedModel:
+        return self.provider.trained_model(ctx, task) if self.provider else ctx.get_model()
 
     # -- retrieval --------------------------------------------------------------------------------
     def embedder(self, device: str) -> Embedder:
@@ -72,9 +68,9 @@ class RagArm:
         (corpus mode) or per task's train split (examples mode)."""
         emb = self.embedder(device)
         if self.spec.mode == "corpus":
-            docs: list[Document] = list(ctx.suite.corpus) if ctx.suite is not None else []
+            docs: list[Document] = list(ctx.corpus)
             if not docs:
-                where = f"suite '{ctx.suite.spec.name}'" if ctx.suite is not None else "this suite"
+                where = f"suite '{ctx.suite_name}'" if ctx.suite_name else "this suite"
                 raise RetrievalError(f"rag variant '{self.spec.name}' (mode: corpus) needs a corpus, but {where} has "
                                      f"none; add `corpus:` to suite.yaml or use `mode: examples`")
             check_documents(docs, where=f"suite corpus for rag variant '{self.spec.name}'")
@@ -106,65 +102,45 @@ class RagArm:
                          key_extra=key_extra, seed=ctx.seed, log=ctx.log)
 
     # -- the arm ----------------------------------------------------------------------------------
-    def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> list[dict[str, Any]]:
+    def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> ArmResult:
         if not examples:
-            return []
+            return ArmResult([])
         lm = self.model(ctx, task)
         retriever, objects = self.retriever(ctx, task, lm.device)
         k = min(self.spec.k, len(objects))
         hits = retriever.search([e.input for e in examples], k)
-        budget_cap = self.spec.max_context_tokens
-        prompts, extras, cf_prompts = [], [], []
+        prompts, traces, content_free = [], [], []
         for i, e in enumerate(examples):
             found = [objects[p] for p in hits.positions[i]]
-            prompt, info, demos, context = self._fit(lm, task, e.input, found, budget_cap)
+            prompt, trace, demos, context = self._fit(lm, task, e.input, found, self.spec.max_context_tokens)
             prompts.append(prompt)
-            extras.append({**self._ids(retriever, hits.positions[i]), "retrieval_scores": hits.scores[i],
-                           "retrieval_latency_s": round(float(hits.seconds[i]), 5), **info})
+            traces.append(self._trace(retriever, hits, i, trace))
             if self.spec.calibrate and task.spec.kind == "classification":
-                cf_prompts += [render_prompt(lm.tokenizer, task.spec, cf, demos, context) for cf in CONTENT_FREE_INPUTS]
-        self.costs[task.name] = self._costs(retriever, hits, extras)
+                content_free.append([render_prompt(lm.tokenizer, task.spec, cf, demos, context)
+                                     for cf in CONTENT_FREE_INPUTS])
+        costs = self._costs(ctx, task, retriever, hits, traces)
         ctx.log(f"{self.spec.name} · {task.name}: {self.spec.mode} retrieval, k={k}, {retriever.costs['index']} index "
-                f"over {retriever.costs['items']} items; context budget {extras[0]['context_budget']} tokens, "
-                f"mean {self.costs[task.name]['prompt_tokens_added_mean']:.0f} added per prompt")
+                f"over {retriever.costs['items']} items; context budget {traces[0].context_budget} tokens, "
+                f"mean {costs.retrieval.prompt_tokens_added_mean:.0f} added per prompt")
         label = f"{self.spec.name} · {task.name}"
         if task.spec.kind == "classification":
-            return self._classify(ctx, lm, task, examples, prompts, cf_prompts, extras, label)
-        gen = generate(lm.model, lm.tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens,
-                       batch_size=ctx.batch_size, device=lm.device, progress=ctx.progress(label, len(prompts)))
-        return [prediction_record(e, prompts[i], gen.texts[i], "generate", gen.seconds[i] + hits.seconds[i],
-                        gen.prompt_tokens[i], gen.output_tokens[i], extras[i]) for i, e in enumerate(examples)]
+            preds = classify(ctx, lm, task, examples, prompts, label, content_free=content_free, traces=traces)
+        else:
+            preds = answer(ctx, lm, task, examples, prompts, label, traces=traces)
+        return ArmResult(preds, costs)
 
-    def _ids(self, retriever: Retriever, positions: list[int]) -> dict[str, list[str]]:
+    def _trace(self, retriever: Retriever, hits: Hits, i: int, fitted: RetrievalTrace) -> RetrievalTrace:
         """Corpus mode: document ids (what recall@k and MRR read) and chunk ids, best first.
         Examples mode: the train example ids used as demonstrations, under their own name, so the
         scorer never reads them as documents and reports a meaningless recall."""
-        if self.spec.mode == "examples":
-            return {"retrieved_examples": [retriever.items[p].id for p in positions]}
-        return {"retrieved": [retriever.items[p].source_id for p in positions],
-                "retrieved_chunks": [retriever.items[p].id for p in positions]}
+        items = [retriever.items[p] for p in hits.positions[i]]
+        ids = ({"examples": tuple(it.id for it in items)} if self.spec.mode == "examples" else
+               {"documents": tuple(it.source_id for it in items), "chunks": tuple(it.id for it in items)})
+        return dataclasses.replace(fitted, **ids, scores=tuple(float(x) for x in hits.scores[i]),
+                                   latency_s=float(hits.seconds[i]))
 
-    def _classify(self, ctx, lm, task, examples, prompts, cf_prompts, extras, label) -> list[dict[str, Any]]:
-        spec = task.spec
-        words = [spec.verbalise(l) for l in spec.labels]
-        res = score_continuations(lm.model, lm.tokenizer, prompts + cf_prompts, words, batch_size=ctx.batch_size,
-                                  device=lm.device, progress=ctx.progress(label, len(prompts) + len(cf_prompts)))
-        all_scores = res.label_scores(spec.label_score)
-        scores, mode = all_scores[: len(prompts)], "loglik"
-        if cf_prompts:  # contextual calibration against each example's own demonstrations/context
-            n_cf = len(CONTENT_FREE_INPUTS)
-            cf = all_scores[len(prompts):]
-            scores = np.stack([calibrate(scores[i:i + 1], cf[i * n_cf:(i + 1) * n_cf])[0] for i in range(len(prompts))])
-            mode = "loglik+calibrated"
-        rows = []
-        for i, e in enumerate(examples):
-            best = int(np.argmax(scores[i]))
-            extra = {"label_scores": {l: round(float(s), 4) for l, s in zip(spec.labels, scores[i])}, **extras[i]}
-            rows.append(prediction_record(e, prompts[i], spec.labels[best], mode, res.seconds[i] + extras[i]["retrieval_latency_s"],
-                                res.prompt_tokens[i], 0, extra))
-        return rows
-
-    def _fit(self, lm, task: Task, text: str, found: list[Any], cap: int) -> tuple[str, dict[str, Any], list, str | None]:
+    def _fit(self, lm, task: Task, text: str, found: list[Any],
+             cap: int) -> tuple[str, RetrievalTrace, list, str | None]:
         """The prompt with as much retrieved material as fits: whole items best first, then the
         next one cut to the tokens left (corpus mode), within min(cap, what the window leaves)."""
         tok = lm.tokenizer
@@ -209,26 +185,32 @@ class RagArm:
         prompt = render_prompt(tok, task.spec, text, (), context)
         return prompt, _info(_count(tok, prompt) - n_bare, budget, len(passages), truncated), [], context
 
-    def _costs(self, retriever: Retriever, hits, extras: list[dict[str, Any]]) -> dict[str, Any]:
+    def _costs(self, ctx: ArmContext, task: Task, retriever: Retriever, hits: Hits,
+               traces: list[RetrievalTrace]) -> Costs:
         lat = hits.seconds * 1000
-        added = [x["context_tokens"] for x in extras]
-        return {**{k: v for k, v in retriever.costs.items() if k != "embeddings_key"},
-                "mode": self.spec.mode, "k": self.spec.k, "builds_on": self.spec.finetuned,
-                "query_latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
-                "query_latency_ms_p95": round(float(np.percentile(lat, 95)), 3),
-                "prompt_tokens_added_mean": round(float(np.mean(added)), 1),
-                "prompt_tokens_added_max": int(max(added)),
-                "context_budget": extras[0]["context_budget"],
-                "truncated_share": round(float(np.mean([x["context_truncated"] for x in extras])), 3)}
+        added = [t.context_tokens for t in traces]
+        retrieval = RetrievalCosts(
+            mode=self.spec.mode, k=self.spec.k, index=dict(retriever.costs),
+            query_latency_ms_p50=round(float(np.percentile(lat, 50)), 3),
+            query_latency_ms_p95=round(float(np.percentile(lat, 95)), 3),
+            prompt_tokens_added_mean=round(float(np.mean(added)), 1), prompt_tokens_added_max=int(max(added)),
+            context_budget=traces[0].context_budget,
+            truncated_share=round(float(np.mean([t.context_truncated for t in traces])), 3))
+        if not self.provider:
+            return Costs(retrieval=retrieval)
+        trained = self.provider.trained(ctx, task)  # already in memory: the model answered from it
+        return Costs(training=trained.costs, trained_model=trained.key, cache_hit=trained.cache_hit,
+                     builds_on=self.spec.finetuned, retrieval=retrieval)
 
 
 def _passage(n: int, c: Chunk) -> str:
     return f"[{n}] {c.title}\n{c.text}" if c.title else f"[{n}] {c.text}"
 
 
-def _info(added: int, budget: int, used: int, truncated: bool) -> dict[str, Any]:
-    return {"context_tokens": int(added), "context_budget": int(budget), "items_in_prompt": used,
-            "context_truncated": bool(truncated)}
+def _info(added: int, budget: int, used: int, truncated: bool) -> RetrievalTrace:
+    """What fitting retrieved material into the prompt did (ids, scores and latency come later)."""
+    return RetrievalTrace(context_tokens=int(added), context_budget=int(budget), items_in_prompt=used,
+                          context_truncated=bool(truncated))
 
 
 def _count(tok: Any, text: str) -> int:

@@ -4,5 +4,6 @@ Each module has one job; bench/arms/rag.py composes them into an arm.
 """
 
 
-class RetrievalError(Exception):
-    """Bad retrieval input or settings; the message is one line saying what to change."""
+from ..errors import RetrievalError
+
+__all__ = ["RetrievalError"]

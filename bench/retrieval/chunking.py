@@ -8,8 +8,9 @@ document chunked with the same settings always gives the same ids.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..data import Document, stable_hash
 from . import RetrievalError

@@ -12,8 +12,9 @@ import importlib.metadata
 import importlib.util
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Embedder:
         try:
             self.model = SentenceTransformer(source, device=device)
         except (OSError, ValueError) as e:
-            raise RetrievalError(f"cannot load embedder '{name}': {str(e).splitlines()[0]}") from None
+            raise RetrievalError(f"cannot load embedder '{name}': {str(e).splitlines()[0]}") from e
         if dtype != "float32":
             self.model.to(getattr(torch, dtype))
         self.model.eval()

@@ -31,16 +31,18 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..arms import ArmContext
+    from ..arms import suite_context
     from ..arms.finetune import FinetuneArm
     from ..config import unknown_name
+    from ..errors import ConfigError
     from ..models import choose_device, load_model
     from ..suites import load_suite
 
     suite = load_suite(args.suite)
     spec = next((a for a in suite.spec.arms if a.name == args.arm), None)
     if spec is None or spec.arm != "finetune":
-        raise KeyError(unknown_name("finetune variant", args.arm, [a.name for a in suite.spec.arms if a.arm == "finetune"]))
+        finetunes = [a.name for a in suite.spec.arms if a.arm == "finetune"]
+        raise ConfigError(unknown_name("finetune variant", args.arm, finetunes))
     device = choose_device()
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
@@ -52,20 +54,17 @@ def run(args: argparse.Namespace) -> None:
         return loaded["lm"]
 
     main_process = os.environ.get("RANK", "0") == "0"
-    ctx = ArmContext(get_model=get_model, seed=suite.spec.seed, batch_size=16, suite=suite, retrain=args.retrain,
+    ctx = suite_context(suite, get_model, batch_size=16, retrain=args.retrain,
                      log=(print if main_process else (lambda m: None)))
     arm = FinetuneArm(spec)
     names = args.tasks or spec.tasks or list(suite.tasks)
     done = set()
     for name in names:
         task = suite.tasks[name]
-        key = arm.key(ctx, get_model(), arm.scope(ctx, task))
+        key = arm.artifact_key(ctx, get_model(), task)
         if key in done:
             continue
-        if spec.method == "head":
-            arm.predict(ctx, task, [])
-        else:
-            arm.trained_model(ctx, task)
+        arm.trained(ctx, task)
         done.add(key)
         if main_process:
             print(f"{spec.name} · {name}: cached as adapters/{key}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 POOLING = "last"  # the hidden state at the last prompt token: what the LM head would answer from
 
@@ -57,9 +58,16 @@ def train_head(x_train, y_train, x_val, y_val, n_labels: int, *, epochs: int = 2
                weight_decay: float = 1e-3, patience: int = 20, seed: int = 0) -> HeadResult:
     """Full-batch AdamW softmax regression on standardised features, early-stopped on val loss."""
     import torch
+
+    with torch.random.fork_rng(devices=[]):  # the seed decides the head; the global generator is left alone
+        torch.manual_seed(seed)
+        return _train_head(x_train, y_train, x_val, y_val, n_labels, epochs, learning_rate, weight_decay, patience)
+
+
+def _train_head(x_train, y_train, x_val, y_val, n_labels, epochs, learning_rate, weight_decay, patience) -> HeadResult:
+    import torch
     import torch.nn.functional as F
 
-    torch.manual_seed(seed)
     start = time.perf_counter()
     mean, std = x_train.mean(0), x_train.std(0).clamp(min=1e-6)
     xt, xv = (x_train - mean) / std, (x_val - mean) / std

@@ -5,16 +5,18 @@ The prompt is exactly the one every arm uses (`render_prompt`, zero-shot), so th
 arm differs from the prompt arm only by its weights. Prompt and answer are tokenised apart, the
 same way the label scorer tokenises them at prediction time.
 
-The collator LEFT-pads each (length-grouped) batch and passes `logits_to_keep`: with every
-sequence ending at the same column, all answer tokens lie in the last few positions, so the
-model computes output logits (49k-wide for SmolLM2) only there instead of at every position.
+The collator RIGHT-pads each (length-grouped) batch (left padding gave NaN gradients in CUDA's
+SDPA backward; see `RightPadCollator`) and passes `logits_to_keep`, starting just before the
+batch's earliest answer token: answers sit at the ends of rows of similar length, so the model
+computes output logits (49k-wide for SmolLM2) only in that window instead of at every position.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..data import Document, Example
 from ..prompts import answer_text, messages, render_prompt
@@ -22,16 +24,15 @@ from ..prompts import answer_text, messages, render_prompt
 IGNORE = -100
 
 
-class DataError(Exception):
-    """Training data the arm cannot use; the message names the task and what is wrong."""
+from ..errors import DataError  # noqa: E402  (re-exported for callers of this module)
 
 
 def answer_suffix(tokenizer: Any, task_spec: Any, example: Example, prompt: str) -> str:
     """The text the model should write after the prompt: the answer and the end-of-turn marker
     exactly as the chat template writes an assistant turn."""
     answer = answer_text(task_spec, example)
-    full = tokenizer.apply_chat_template(messages(task_spec, example.input) + [{"role": "assistant", "content": answer}],
-                                         tokenize=False)
+    turns = messages(task_spec, example.input) + [{"role": "assistant", "content": answer}]
+    full = tokenizer.apply_chat_template(turns, tokenize=False)
     if full.startswith(prompt) and answer in full[len(prompt):]:
         return full[len(prompt):].rstrip()
     return answer + (tokenizer.eos_token or "")

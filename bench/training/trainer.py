@@ -16,12 +16,18 @@ import math
 import resource
 import shutil
 import time
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from ..config import FinetuneArm as FinetuneSpec
+from ..errors import ResourceError, TrainingError
 from ..generate import contiguous_head
-from .sft import RightPadCollator, ListDataset
+from .callbacks import FiniteLoss, StepProgress, StepTimer
+from .sft import ListDataset, RightPadCollator
 
 # LoRA targets per architecture (config.model_type); anything else gets PEFT's "all-linear".
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -33,30 +39,23 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
 }
 
 
-class TrainingError(Exception):
-    """Training could not produce a trustworthy model; the message says why and what to do."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """What `fit` needs, taken from the arm spec (see bench.config.FinetuneArm)."""
+    """One training run: the variant's hyperparameters, declared once with their docstrings on
+    the suite's spec (bench.config.FinetuneArm), plus what the run itself decides."""
 
-    method: str = "lora"
-    rank: int = 16
-    alpha: float = 32
-    dropout: float = 0.05
-    target_modules: list[str] | None = None
-    epochs: float = 3
-    learning_rate: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    patience: int = 2
-    evals_per_epoch: int = 2
-    select_on: str = "loss"
-    weight_decay: float = 0.0
+    hp: FinetuneSpec
+    """The fine-tune variant's settings: method, LoRA shape, epochs, learning rate, batch, ..."""
     seed: int = 0
-    base_dtype: str = "float32"  # LoRA only: dtype of the frozen base weights (adapters stay fp32); see lora_base_dtype
+    """The suite seed: adapter init, data order, dropout."""
+    base_dtype: str = "float32"
+    """LoRA only: dtype of the frozen base weights (adapters stay fp32); see lora_base_dtype."""
+
+    def replace_hp(self, **changes: Any) -> TrainConfig:
+        """The same run with some hyperparameters changed (e.g. one epoch over the corpus)."""
+        return TrainConfig(self.hp.model_copy(update=changes), self.seed, self.base_dtype)
 
 
 @dataclass
@@ -105,18 +104,18 @@ def prepare_model(base: Any, cfg: TrainConfig, device: str) -> Any:
     """A trainable copy of `base` (never the shared model itself): fp32 weights; LoRA wrapped."""
     import torch
 
-    if cfg.method == "qlora":
+    if cfg.hp.method == "qlora":
         raise TrainingError("qlora is prepared by prepare_qlora (CUDA + bitsandbytes), not from an in-memory model")
-    frozen_dtype = cfg.base_dtype if cfg.method == "lora" else "float32"
+    frozen_dtype = cfg.base_dtype if cfg.hp.method == "lora" else "float32"
     model = copy.deepcopy(base).to(device=device, dtype=getattr(torch, frozen_dtype))
     model.config.use_cache = False
     contiguous_head(model)  # logits_to_keep's strided slice would copy the 49k-row head weight per sequence
-    if cfg.method == "full":
+    if cfg.hp.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    if cfg.method != "lora":
-        raise TrainingError(f"method '{cfg.method}' is not trained by the Trainer path")
+    if cfg.hp.method != "lora":
+        raise TrainingError(f"method '{cfg.hp.method}' is not trained by the Trainer path")
     return _wrap_lora(model, cfg)
 
 
@@ -124,28 +123,33 @@ def _wrap_lora(model: Any, cfg: TrainConfig) -> Any:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    targets = cfg.target_modules or default_targets(model)
-    # The adapters' random init must come from the run's seed, not from whatever the arms
-    # before this one left in the global generator (the same variant trained to different
-    # adapters depending on which other variants ran first).
-    torch.manual_seed(cfg.seed)
+    targets = cfg.hp.target_modules or default_targets(model)
+    config = LoraConfig(r=cfg.hp.rank, lora_alpha=cfg.hp.alpha, lora_dropout=cfg.hp.dropout, target_modules=targets,
+                        task_type="CAUSAL_LM")
     try:
-        return get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                                target_modules=targets, task_type="CAUSAL_LM"))
+        # The adapters' random init must come from the run's seed, not from whatever the arms
+        # before this one left in the global generator (the same variant trained to different
+        # adapters depending on which other variants ran first); fork_rng leaves that generator
+        # as it was for whoever runs next. peft 0.21 asks transformers 5 for a deprecated
+        # attribute each time it wraps a model: that FutureWarning is silenced here only.
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            torch.manual_seed(cfg.seed)
+            return get_peft_model(model, config)
     except ValueError as e:
-        raise TrainingError(f"LoRA target modules {targets} do not fit this model: {str(e).splitlines()[0]}") from None
+        raise TrainingError(f"LoRA target modules {targets} do not fit this model: {str(e).splitlines()[0]}") from e
 
 
 def prepare_qlora(model_path: Callable[[], str], cfg: TrainConfig, device: str) -> Any:
     """4-bit base (bitsandbytes NF4) + LoRA adapters; CUDA only. `model_path` is asked for the
     base model's files only once CUDA and bitsandbytes are known to be there."""
     if not device.startswith("cuda"):
-        raise TrainingError("qlora needs a CUDA GPU (bitsandbytes 4-bit kernels); use method: lora on this machine")
+        raise ResourceError("qlora needs a CUDA GPU (bitsandbytes 4-bit kernels); use method: lora on this machine")
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:  # ImportError, or a CUDA-setup error raised at import
-        raise TrainingError(f"qlora needs bitsandbytes, which does not import here ({type(e).__name__}): "
-                            "pip install bitsandbytes, or use method: lora") from None
+        raise ResourceError(f"qlora needs bitsandbytes, which does not import here ({type(e).__name__}): "
+                            "pip install bitsandbytes, or use method: lora") from e
     import torch
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -177,6 +181,36 @@ def last_good_checkpoint(out_dir: Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class FitData:
+    """Encoded rows to train on, and to validate on (None: no evaluation, no early stopping)."""
+
+    train: list[dict]
+    validation: list[dict] | None
+
+
+@dataclass(frozen=True)
+class FitHooks:
+    """What a training run reports to: the in-training task metric, progress bars and the log."""
+
+    metric: tuple[str, Callable[[Any], float]] | None = None
+    """(name, fn(model) -> value) computed on validation at each evaluation."""
+    progress: Callable[[str, int], Callable[[int], None]] | None = None
+    label: str = "train"
+    log: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Examples per step and accumulation steps; halved/doubled together when memory runs out."""
+
+    size: int
+    accum: int
+
+    def halved(self) -> Batching:
+        return Batching(self.size // 2, self.accum * 2)
+
+
 def fit(model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict] | None, cfg: TrainConfig,
         out_dir: Path, *, device: str, log: Callable[[str], None] = print,
         metric: tuple[str, Callable[[Any], float]] | None = None,
@@ -188,37 +222,56 @@ def fit(model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict]
 
     if not train_rows:
         raise TrainingError("no training examples")
-    bs, accum = cfg.batch_size, cfg.grad_accum
+    data, hooks = FitData(train_rows, val_rows), FitHooks(metric, progress, label, log)
     started = time.perf_counter()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+    trainer, timer, batching, resume = _train_with_fallbacks(model, tokenizer, data, cfg, out_dir, device, hooks)
+    return _fit_result(trainer, timer, batching, resume, cfg, device, started, has_val=bool(val_rows))
+
+
+def _train_with_fallbacks(model, tokenizer, data: FitData, cfg: TrainConfig, out_dir: Path, device: str,
+                          hooks: FitHooks):
+    """Train, resuming from the last complete checkpoint; out of memory halves the batch (same
+    effective batch through accumulation); a full disk is a ResourceError naming the folder."""
+    import torch
+
+    batching = Batching(cfg.hp.batch_size, cfg.hp.grad_accum)
     while True:
-        trainer, timer = _build(model, tokenizer, train_rows, val_rows, cfg, out_dir, device, bs, accum, metric,
-                                progress, label)
+        with _quiet_transformers():
+            trainer, timer = _build(model, tokenizer, data, cfg, out_dir, device, batching, hooks)
         resume = last_good_checkpoint(out_dir)
         if resume:
-            log(f"[finetune] resuming {label} from {Path(resume).name}")
+            hooks.log(f"[finetune] resuming {hooks.label} from {Path(resume).name}")
         try:
-            trainer.train(resume_from_checkpoint=resume)
-            break
-        except torch.OutOfMemoryError:
-            if bs == 1:
-                raise TrainingError("out of memory even at batch size 1: lower max_length, or use method lora/qlora")
-            exact = bs % 2 == 0
-            bs, accum = bs // 2, accum * 2
-            log(f"[finetune] out of memory: batch size halved to {bs} with grad_accum {accum} "
-                f"({'same' if exact else 'slightly smaller'} effective batch {bs * accum}); retrying")
+            with _quiet_transformers():
+                trainer.train(resume_from_checkpoint=resume)
+            return trainer, timer, batching, resume
+        except torch.OutOfMemoryError as e:
+            if batching.size == 1:
+                raise ResourceError("out of memory even at batch size 1: lower max_length, or use method "
+                                    "lora/qlora") from e
+            exact = batching.size % 2 == 0
+            batching = batching.halved()
+            hooks.log(f"[finetune] out of memory: batch size halved to {batching.size} with grad_accum "
+                      f"{batching.accum} ({'same' if exact else 'slightly smaller'} effective batch "
+                      f"{batching.size * batching.accum}); retrying")
             del trainer
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
         except OSError as e:
             if e.errno == errno.ENOSPC:
-                raise TrainingError(f"disk full while writing checkpoints under {out_dir}: free space (or set "
+                raise ResourceError(f"disk full while writing checkpoints under {out_dir}: free space (or set "
                                     "TRIDENT_CACHE to a bigger disk) and rerun; training resumes from the last "
-                                    "complete checkpoint") from None
+                                    "complete checkpoint") from e
             raise
+
+
+def _fit_result(trainer, timer, batching: Batching, resume: str | None, cfg: TrainConfig, device: str,
+                started: float, has_val: bool) -> FitResult:
+    import torch
+
     state = trainer.state
-    history = _history(state.log_history)
     if device.startswith("cuda"):
         peak, kind = torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
     else:
@@ -226,35 +279,35 @@ def fit(model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict]
     best_step = None
     if state.best_model_checkpoint:
         best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1])
+    weights = cfg.base_dtype if cfg.hp.method == "lora" else "float32"
     return FitResult(
-        model=trainer.model, history=history, steps=state.global_step, max_steps=state.max_steps,
-        best_step=best_step, stopped_early=bool(val_rows) and state.global_step < state.max_steps,
+        model=trainer.model, history=_history(state.log_history), steps=state.global_step, max_steps=state.max_steps,
+        best_step=best_step, stopped_early=has_val and state.global_step < state.max_steps,
         train_tokens=int(state.num_input_tokens_seen - timer.tokens_at_start), step_seconds=timer.seconds,
         wall_seconds=time.perf_counter() - started, peak_memory_mb=round(peak, 1), peak_memory_kind=kind,
-        batch_size=bs, grad_accum=accum, precision=(f"{cfg.base_dtype if cfg.method == 'lora' else 'float32'} weights"
-                                                 + (" + bf16 autocast" if trainer.args.bf16 else "")),
+        batch_size=batching.size, grad_accum=batching.accum,
+        precision=f"{weights} weights" + (" + bf16 autocast" if trainer.args.bf16 else ""),
         resumed_from=Path(resume).name if resume else None, is_main=trainer.is_world_process_zero(),
         wait=trainer.accelerator.wait_for_everyone)
 
 
-def _build(model, tokenizer, train_rows, val_rows, cfg, out_dir, device, bs, accum, metric, progress, label):
+def _arguments(cfg: TrainConfig, out_dir: Path, device: str, batching: Batching, n_train: int, has_val: bool,
+               select: str):
+    """transformers' TrainingArguments for one run: evaluation and checkpoints `evals_per_epoch`
+    times an epoch, length-grouped batches, real-token counting, bf16 autocast on CUDA."""
     import torch
-    import transformers
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers import TrainingArguments
 
-    transformers.logging.set_verbosity_error()
-    steps_per_epoch = max(1, math.ceil(len(train_rows) / (bs * accum)))
-    eval_steps = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
-    has_val = bool(val_rows)
+    steps_per_epoch = max(1, math.ceil(n_train / (batching.size * batching.accum)))
+    eval_steps = max(1, steps_per_epoch // max(1, cfg.hp.evals_per_epoch))
     cuda = device.startswith("cuda")
-    select = f"eval_{metric[0]}" if (metric and cfg.select_on == "metric") else "eval_loss"
-    args = TrainingArguments(
-        output_dir=str(out_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=bs, per_device_eval_batch_size=max(bs, 8), gradient_accumulation_steps=accum,
-        warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear", weight_decay=cfg.weight_decay, seed=cfg.seed,
-        data_seed=cfg.seed, eval_strategy="steps" if has_val else "no", eval_steps=eval_steps,
-        save_strategy="steps", save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=has_val,
+    return TrainingArguments(
+        output_dir=str(out_dir), num_train_epochs=cfg.hp.epochs, learning_rate=cfg.hp.learning_rate,
+        per_device_train_batch_size=batching.size, per_device_eval_batch_size=max(batching.size, 8),
+        gradient_accumulation_steps=batching.accum, warmup_steps=cfg.hp.warmup_ratio, lr_scheduler_type="linear",
+        weight_decay=cfg.hp.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
+        eval_strategy="steps" if has_val else "no", eval_steps=eval_steps, save_strategy="steps",
+        save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=has_val,
         metric_for_best_model=select if has_val else None, greater_is_better=select != "eval_loss",
         logging_steps=max(1, min(10, eval_steps)), logging_nan_inf_filter=False, report_to="none",
         disable_tqdm=True, remove_unused_columns=False, train_sampling_strategy="group_by_length",
@@ -262,18 +315,44 @@ def _build(model, tokenizer, train_rows, val_rows, cfg, out_dir, device, bs, acc
         bf16=cuda and torch.cuda.is_bf16_supported(), dataloader_pin_memory=cuda, dataloader_num_workers=0,
         ddp_find_unused_parameters=False, save_only_model=False,
     )
-    timer = _StepTimer()
-    callbacks: list[Any] = [timer, _FiniteLoss()]
+
+
+def _build(model, tokenizer, data: FitData, cfg: TrainConfig, out_dir: Path, device: str, batching: Batching,
+           hooks: FitHooks):
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    has_val = bool(data.validation)
+    select = f"eval_{hooks.metric[0]}" if (hooks.metric and cfg.hp.select_on == "metric") else "eval_loss"
+    args = _arguments(cfg, out_dir, device, batching, len(data.train), has_val, select)
+    timer = StepTimer()
+    callbacks: list[Any] = [timer, FiniteLoss()]
     if has_val:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.patience))
-    if progress:
-        callbacks.append(_Progress(progress, label))
-    trainer = _Trainer(model=model, args=args, train_dataset=ListDataset(train_rows),
-                       eval_dataset=ListDataset(val_rows) if has_val else None,
-                       data_collator=RightPadCollator(tokenizer.pad_token_id, pad_to_multiple_of=64 if cuda else 1), callbacks=callbacks, task_metric=metric)
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.hp.patience))
+    if hooks.progress:
+        callbacks.append(StepProgress(hooks.progress, hooks.label))
+    # CUDA tunes kernels per shape: widths rounded up to a multiple of 64 (see RightPadCollator)
+    collator = RightPadCollator(tokenizer.pad_token_id, pad_to_multiple_of=64 if device.startswith("cuda") else 1)
+    trainer = _Trainer(model=model, args=args, train_dataset=ListDataset(data.train),
+                       eval_dataset=ListDataset(data.validation) if has_val else None, data_collator=collator,
+                       callbacks=callbacks, task_metric=hooks.metric)
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     return trainer, timer
+
+
+@contextmanager
+def _quiet_transformers():
+    """Trainer logs notes meant for its own scripts (label names, checkpoint loading) at warning
+    level; we report what matters ourselves. Scoped to training: the caller's verbosity returns."""
+    import transformers
+
+    before = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(before)
 
 
 def _history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,61 +390,3 @@ class _Trainer(_trainer_base()):  # type: ignore[misc]
             out.metrics[f"{kw.get('metric_key_prefix', 'eval')}_{name}"] = float(fn(model))
             model.train(was_training)
         return out
-
-
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-class _StepTimer(_callback_base()):  # type: ignore[misc]
-    """Seconds spent in optimiser steps only (evaluation and checkpointing excluded)."""
-
-    def __init__(self):
-        self.seconds, self.tokens_at_start, self._t = 0.0, 0, None
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.tokens_at_start = state.num_input_tokens_seen
-
-    def on_step_begin(self, args, state, control, **kw):
-        _sync()
-        self._t = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kw):
-        if self._t is not None:
-            _sync()  # CUDA runs ahead of Python: a step has taken its time only once the GPU is done
-            self.seconds += time.perf_counter() - self._t
-            self._t = None
-
-
-def _sync() -> None:
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-
-
-class _FiniteLoss(_callback_base()):  # type: ignore[misc]
-    """A NaN or infinite loss stops training with a clear error, never a silently broken model."""
-
-    def on_log(self, args, state, control, logs=None, **kw):
-        for key in ("loss", "eval_loss", "grad_norm"):
-            v = (logs or {}).get(key)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise TrainingError(f"{key} became {v} at step {state.global_step}: lower learning_rate "
-                                    f"(now {args.learning_rate:g}) or check the data; nothing was cached")
-
-
-class _Progress(_callback_base()):  # type: ignore[misc]
-    def __init__(self, progress, label):
-        self.progress, self.label, self.advance = progress, label, None
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.advance = self.progress(f"{self.label} (train steps)", state.max_steps)
-        if state.global_step:
-            self.advance(state.global_step)
-
-    def on_step_end(self, args, state, control, **kw):
-        if self.advance:
-            self.advance(1)

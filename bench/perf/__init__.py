@@ -1,0 +1,21 @@
+"""Speed benchmarks whose figures go into docs/performance.md (never timed unit tests).
+
+    python -m bench.perf prompt [--suite legal] [--task clause_type] [--n 64]
+
+    python -m bench.perf train [--suite legal] [--task clause_type] [--steps 6] [--batch-size 8]
+                               [--with-bf16] [--hf-baseline] [--with-full] [--model random:qwen2.5-0.5b --device cuda]
+
+    python -m bench.perf rag [--suite legal] [--sizes 10000,100000] [--batch-sizes 16,32,64]
+
+Each prints one JSON object. One module per benchmark, each with `add_arguments(parser)` and
+`run(args) -> dict`; `__main__` registers them as subcommands:
+
+    common.py   matmul peak, FLOPs-per-token accounting, synthetic vectors: shared by the benchmarks
+    prompt.py   prompt arm: batched label scoring against a naive batch-1 `generate` loop
+    train.py    fine-tuning arm: Trainer-path LoRA/full training against naive and HF Trainer baselines
+    rag.py      retrieval arm: embedding throughput, bf16 agreement, FAISS build/latency/recall
+"""
+
+from .common import body_params, flops_per_token, matmul_peak, synthetic_vectors
+
+__all__ = ["body_params", "flops_per_token", "matmul_peak", "synthetic_vectors"]

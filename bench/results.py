@@ -1,0 +1,253 @@
+"""A run directory, loaded once into typed, frozen objects: the only module of the report layer
+that knows the layout of run.json, scores.json and the prediction JSONL files.
+
+Everything downstream (the decision analysis, the tables, the plots, `bench compare`) works on
+`RunResults` rather than on nested dicts, so a key of scores.json is spelled in one place. Run
+directories written by earlier versions load too: keys that were added later are optional here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .predictions import ScoredPrediction
+from .stats import Estimate
+from .store import read_json, read_jsonl
+
+__all__ = ["ArmCosts", "ArmScores", "Cell", "Estimate", "Floor", "RunResults", "ScoredPrediction", "TaskResults",
+           "load_predictions", "load_run"]
+
+Scalar = int | float | str | bool | None
+# Keys under which an arm may report its training time; the first one present is used.
+TRAIN_TIME_KEYS = ("train_s", "train_wall_s", "training_s", "train_seconds")
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The no-skill baseline of a task (majority class, most frequent answer or a lead baseline)."""
+
+    name: str
+    """What the floor is, e.g. 'majority class (payment)'."""
+    metrics: dict[str, Estimate]
+    """Metric name -> the floor's score with its bootstrap interval."""
+
+
+@dataclass(frozen=True)
+class ArmScores:
+    """One arm variant's scores on one task."""
+
+    metrics: dict[str, Estimate]
+    """Metric name -> score with its 95% bootstrap interval, in the task's metric order."""
+    mode: str
+    """How the predictions were made, e.g. 'loglik+calibrated' or 'generate' (several joined by ', ')."""
+    retrieval: dict[str, Estimate] | None
+    """recall@1, recall@k and MRR of the gold document, for retrieval arms on tasks that name one."""
+
+
+@dataclass(frozen=True)
+class TaskResults:
+    """Everything scores.json says about one task."""
+
+    name: str
+    """The task's name in the suite."""
+    kind: str
+    """classification, qa or generation."""
+    metrics: list[str]
+    """The task's metrics; the first one decides which arm is best."""
+    n: int
+    """Number of test examples scored."""
+    floor: Floor
+    """The no-skill baseline every arm is shown beside."""
+    arms: dict[str, ArmScores]
+    """Arm variant -> its scores, in the order the run made them (may be empty)."""
+
+    @property
+    def retrieval(self) -> dict[str, dict[str, Estimate]]:
+        """Arm variant -> retrieval scores, for the arms that have them."""
+        return {arm: scores.retrieval for arm, scores in self.arms.items() if scores.retrieval}
+
+
+@dataclass(frozen=True)
+class ArmCosts:
+    """What one (arm variant, task) cost: the runner's measurements plus what the arm reported."""
+
+    latency_s: float | None
+    """Mean seconds per test query."""
+    prompt_tokens: float | None
+    """Mean prompt tokens per test query (one decimal)."""
+    predict_s: float | None
+    """Seconds to predict the whole test set."""
+    cached: bool | None
+    """Whether the predictions came from the cache."""
+    reported: dict[str, Scalar] = field(default_factory=dict)
+    """Scalar costs the arm reported itself (training time, memory, index size, ...), in its order."""
+
+    BASE_KEYS = ("latency_s", "prompt_tokens", "predict_s", "cached")
+
+    @property
+    def train_s(self) -> float | None:
+        """Training time in seconds, under whichever key the arm reported it; None if it did not train."""
+        for key in TRAIN_TIME_KEYS:
+            value = self.to_json().get(key)
+            if isinstance(value, (int, float)):
+                return float(value)
+        return None
+
+    def to_json(self) -> dict[str, Scalar]:
+        """The flat form decision.json stores: the four measured keys first, then the reported ones."""
+        return {"latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens, "predict_s": self.predict_s,
+                "cached": self.cached, **self.reported}
+
+    @classmethod
+    def from_json(cls, costs: dict[str, Any]) -> ArmCosts:
+        """Read the flat form back (decision.json, or any dict with some of the keys)."""
+        return cls(costs.get("latency_s"), costs.get("prompt_tokens"), costs.get("predict_s"), costs.get("cached"),
+                   {k: v for k, v in costs.items() if k not in cls.BASE_KEYS})
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (arm variant, task) of the run, as run.json records it."""
+
+    arm: str
+    """The arm variant's name."""
+    task: str
+    """The task's name."""
+    n: int
+    """Number of predictions."""
+    cached: bool
+    """Whether the predictions came from the cache."""
+    predicted_at: str
+    """When the predictions were made (UTC, ISO 8601): earlier than the run when cached."""
+    predict_s: float
+    """Seconds the arm took to predict the test set when the predictions were made."""
+    mean_latency_s: float
+    """Mean seconds per query."""
+    prompt_tokens: int
+    """Prompt tokens over all predictions."""
+    reported: dict[str, Any]
+    """What the arm reported (`costs` in run.json): scalars, and loss curves for fine-tunes."""
+
+    def costs(self) -> ArmCosts:
+        """Per-query latency and prompt tokens, plus the scalar costs the arm reported."""
+        extra = {k: v for k, v in self.reported.items() if isinstance(v, (int, float, str)) or v is None}
+        base = {"latency_s": self.mean_latency_s, "prompt_tokens": round(self.prompt_tokens / max(1, self.n), 1),
+                "predict_s": self.predict_s, "cached": self.cached}
+        # An arm's own figure under a measured key wins, as it always has in decision.json.
+        return ArmCosts.from_json({**base, **extra})
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A run directory: run.json and scores.json read once, predictions on demand."""
+
+    run_dir: Path
+    """Where the run lives; predictions are read from it."""
+    suite: str
+    """The suite's name."""
+    tasks: dict[str, TaskResults]
+    """Task name -> its scores, in the suite's order."""
+    model_spec: str
+    """The model spec the arms used."""
+    device: str
+    """The device the run used, e.g. 'cpu' or 'cuda:0'."""
+    dtype: str
+    """The model's dtype, e.g. 'float32'."""
+    seed: int
+    """The suite's seed (also seeds the paired tests)."""
+    git_sha: str | None
+    """The project's commit, '-dirty' when it had changes; None outside a git checkout."""
+    started: str | None
+    """When the run started (UTC, ISO 8601)."""
+    wall_s: float
+    """Seconds the whole run took."""
+    model_load_s: float | None
+    """Seconds to load the model; None when every prediction was cached."""
+    arm_kinds: dict[str, str]
+    """Arm variant -> its arm ('prompt', 'finetune', 'rag')."""
+    cells: list[Cell]
+    """Every (arm variant, task) the run made, in order."""
+    test_hashes: dict[str, str | None]
+    """Task -> hash of its test examples (runs compare only where these agree)."""
+
+    def cell(self, arm: str, task: str) -> Cell | None:
+        # the last record wins, as it did when the cells were gathered into a dict
+        return next((c for c in reversed(self.cells) if c.arm == arm and c.task == task), None)
+
+    def costs(self, arm: str, task: str) -> ArmCosts:
+        """The cell's costs; an arm without a cell (an inconsistent run) has no measurements."""
+        cell = self.cell(arm, task)
+        return cell.costs() if cell else ArmCosts(None, 0.0, None, None)
+
+    def predictions(self, arm: str, task: str) -> list[ScoredPrediction]:
+        return load_predictions(self.run_dir, arm, task)
+
+    @property
+    def loss_curves(self) -> dict[str, list]:
+        """Loss curves the arms reported: '<arm> · <task> · <name>' -> [[step, loss], ...]."""
+        curves: dict[str, list] = {}
+        for c in self.cells:
+            for key, value in c.reported.items():
+                if "loss" not in key:
+                    continue
+                if isinstance(value, dict):  # {'train': [[step, loss], ...], 'validation': [...]}
+                    curves.update({f"{c.arm} · {c.task} · {name}": points for name, points in value.items()
+                                   if isinstance(points, list)})
+                elif isinstance(value, list):
+                    curves[f"{c.arm} · {c.task} · {key}"] = value
+        return curves
+
+
+def load_run(run_dir: Path) -> RunResults:
+    """Read scores.json and run.json of `run_dir` (each once) into a RunResults."""
+    run_dir = Path(run_dir)
+    scores, run = _read(run_dir, "scores.json"), _read(run_dir, "run.json")
+    model, timings = run["model"], run["timings"]
+    return RunResults(
+        run_dir=run_dir, suite=scores["suite"],
+        tasks={name: _task(name, t) for name, t in scores["tasks"].items()},
+        model_spec=model["spec"], device=model["device"], dtype=model["dtype"], seed=run["seed"],
+        git_sha=run.get("git_sha"), started=run.get("started"), wall_s=timings["wall_s"],
+        model_load_s=timings["model_load_s"],
+        arm_kinds={a["name"]: a["arm"] for a in run.get("spec", {}).get("arms", [])},
+        cells=[_cell(c) for c in run["cells"]],
+        test_hashes={t: d.get("test_hash") for t, d in run.get("data", {}).items()})
+
+
+def load_predictions(run_dir: Path, arm: str, task: str) -> list[ScoredPrediction]:
+    path = Path(run_dir) / "predictions" / arm / f"{task}.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; the run directory is incomplete (was it copied without predictions/?)")
+    return [ScoredPrediction.from_record(r) for r in read_jsonl(path)]
+
+
+def _read(run_dir: Path, name: str) -> dict[str, Any]:
+    path = run_dir / name
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no {name}); expected results/<suite>/<run-id>")
+    try:
+        return read_json(path)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); was the run interrupted?") from e
+
+
+def _estimates(metrics: dict[str, dict[str, Any]]) -> dict[str, Estimate]:
+    return {name: Estimate(e["value"], e["low"], e["high"], e["n"]) for name, e in metrics.items()}
+
+
+def _task(name: str, t: dict[str, Any]) -> TaskResults:
+    arms = {a: ArmScores(_estimates(r["metrics"]), r["mode"],
+                         _estimates(r["retrieval"]) if r.get("retrieval") else None)
+            for a, r in t["arms"].items()}
+    floor = Floor(t["floor"]["name"], _estimates(t["floor"]["metrics"]))
+    return TaskResults(name, t["kind"], t["metrics"], t["n"], floor, arms)
+
+
+def _cell(c: dict[str, Any]) -> Cell:
+    return Cell(arm=c["arm"], task=c["task"], n=c["n"], cached=c["cached"], predicted_at=c["predicted_at"],
+                predict_s=c["predict_s"], mean_latency_s=c["mean_latency_s"], prompt_tokens=c["prompt_tokens"],
+                reported=c.get("costs") or {})

@@ -1,0 +1,70 @@
+"""Trainer callbacks: what the harness measures and guards during training.
+
+transformers is imported lazily (a report never needs it), hence the base class comes from a
+function.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ..errors import TrainingError
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class StepTimer(_callback_base()):  # type: ignore[misc]
+    """Seconds spent in optimiser steps only (evaluation and checkpointing excluded)."""
+
+    def __init__(self):
+        self.seconds, self.tokens_at_start, self._t = 0.0, 0, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.tokens_at_start = state.num_input_tokens_seen
+
+    def on_step_begin(self, args, state, control, **kw):
+        _sync()
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        if self._t is not None:
+            _sync()  # CUDA runs ahead of Python: a step has taken its time only once the GPU is done
+            self.seconds += time.perf_counter() - self._t
+            self._t = None
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+class FiniteLoss(_callback_base()):  # type: ignore[misc]
+    """A NaN or infinite loss stops training with a clear error, never a silently broken model."""
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        for key in ("loss", "eval_loss", "grad_norm"):
+            v = (logs or {}).get(key)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise TrainingError(f"{key} became {v} at step {state.global_step}: lower learning_rate "
+                                    f"(now {args.learning_rate:g}) or check the data; nothing was cached")
+
+
+class StepProgress(_callback_base()):  # type: ignore[misc]
+    def __init__(self, progress, label):
+        self.progress, self.label, self.advance = progress, label, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.advance = self.progress(f"{self.label} (train steps)", state.max_steps)
+        if state.global_step:
+            self.advance(state.global_step)
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.advance:
+            self.advance(1)

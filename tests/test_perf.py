@@ -1,0 +1,75 @@
+"""The speed benchmarks' pure helpers and command line (the benchmarks themselves are run by
+hand for docs/performance.md, never timed in tests)."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.perf import body_params, flops_per_token, synthetic_vectors
+from bench.perf.__main__ import SUBCOMMANDS, build_parser
+from bench.perf.train import VARIANTS, base_config, naive_batch, pad_rows, variant_config
+
+
+class _TinyLM(torch.nn.Module):
+    """Named like a Hugging Face causal LM: the embedding and head are left out of N."""
+
+    def __init__(self, vocab: int = 10, hidden: int = 4, layers: int = 2):
+        super().__init__()
+        self.embed_tokens = torch.nn.Embedding(vocab, hidden)
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(hidden, hidden, bias=False) for _ in range(layers))
+        self.lm_head = torch.nn.Linear(hidden, vocab, bias=False)
+        self.config = type("Config", (), {"num_hidden_layers": layers, "hidden_size": hidden})()
+
+
+def test_body_params_leave_out_embedding_and_head():
+    assert body_params(_TinyLM()) == 2 * 4 * 4
+
+
+def test_flops_per_token_is_matmuls_plus_causal_attention():
+    # 2N for the body's matmuls + 4 x layers x hidden x context / 2 for causal attention
+    assert flops_per_token(_TinyLM(), context=10.0) == 2 * 32 + 4 * 2 * 4 * 10 / 2
+
+
+def test_synthetic_vectors_are_unit_length_and_reproducible():
+    x, q = synthetic_vectors(np.random.default_rng(0), 500, 16, 20)
+    assert x.shape == (500, 16) and q.shape == (20, 16)
+    assert x.dtype == np.float32 and x.flags["C_CONTIGUOUS"] and q.flags["C_CONTIGUOUS"]
+    assert np.allclose(np.linalg.norm(np.vstack([x, q]), axis=1), 1.0, atol=1e-5)
+    x2, _ = synthetic_vectors(np.random.default_rng(0), 500, 16, 20)
+    assert np.array_equal(x, x2)
+
+
+def test_naive_batch_keeps_the_answer_end_of_long_rows():
+    rows = [{"input_ids": [1, 2, 3, 4, 5], "labels": [-100, -100, -100, 4, 5]}, {"input_ids": [7], "labels": [7]}]
+    ids, labels, mask = naive_batch(rows, width=3, pad=0)
+    assert ids.tolist() == [[3, 4, 5], [7, 0, 0]]
+    assert labels.tolist() == [[-100, 4, 5], [7, -100, -100]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_pad_rows_masks_and_ignores_padding():
+    (row,) = pad_rows([{"input_ids": [5, 6], "labels": [-100, 6]}], width=4, pad=0)
+    assert row == {"input_ids": [5, 6, 0, 0], "attention_mask": [1, 1, 0, 0], "labels": [-100, 6, -100, -100]}
+
+
+def test_variant_configs_change_only_what_the_variant_names():
+    cfg = base_config(batch_size=4, learning_rate=2e-4)
+    full = variant_config(cfg, next(v for v in VARIANTS if v.method == "full"))
+    assert full.hp.method == "full" and full.hp.learning_rate == pytest.approx(2e-5) and full.base_dtype == "float32"
+    bf16 = variant_config(cfg, next(v for v in VARIANTS if v.base_dtype == "bfloat16" and v.dropout == 0.0))
+    assert (bf16.hp.method, bf16.hp.dropout, bf16.base_dtype) == ("lora", 0.0, "bfloat16")
+    assert bf16.hp.batch_size == 4 and bf16.hp.learning_rate == 2e-4 and bf16.hp.rank == cfg.hp.rank
+
+
+def test_command_line_defaults():
+    assert list(SUBCOMMANDS) == ["prompt", "train", "rag"]
+    parse = build_parser().parse_args
+    assert vars(parse(["prompt"])) == {"what": "prompt", "suite": "legal", "task": "clause_type", "n": 64,
+                                       "naive_n": 16, "batch_size": 16}
+    train = vars(parse(["train"]))
+    assert train == {"what": "train", "suite": "legal", "task": "clause_type", "model": None, "device": None,
+                     "steps": 6, "batch_size": 8, "max_length": 256, "naive_length": 128, "learning_rate": 2e-4,
+                     "hf_baseline": False, "with_full": False, "with_bf16": False}
+    rag = parse(["rag", "--sizes", "1000,2000"])
+    assert (rag.embedder, rag.batch_sizes, rag.sizes, rag.queries) == ("all-minilm-l6-v2", [16, 32, 64],
+                                                                       [1000, 2000], 1000)
