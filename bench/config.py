@@ -71,6 +71,10 @@ class TaskSpec(Strict):
     label_score: Literal["sum", "mean"] = Field(
         "sum", description="classification by label log-likelihood: 'sum' over the label's tokens (its "
                            "probability) or 'mean' per token (favours long labels with predictable tails)")
+    label_end: bool = Field(
+        False, description="classification: score each label followed by the end-of-answer marker the chat "
+                           "template writes, as a fine-tune is trained to write it (without it, a label whose "
+                           "text starts another label's text also scores as that prefix)")
     instruction: str = Field(description="the task instruction, shared by every arm")
     input_prefix: str = Field("Input", description="the name the prompt gives the input")
     metrics: list[str] = Field(min_length=1, description="metric names from bench.metrics")
@@ -88,8 +92,8 @@ class TaskSpec(Strict):
             raise ValueError(f"'labels' is only for classification tasks, not {self.kind}")
         if self.labels and len(set(self.labels)) != len(self.labels):
             raise ValueError("'labels' holds a label twice")
-        if self.kind != "classification" and "label_score" in self.model_fields_set:
-            raise ValueError(f"'label_score' is only for classification tasks, not {self.kind}")
+        if self.kind != "classification" and {"label_score", "label_end"} & self.model_fields_set:
+            raise ValueError(f"'label_score' and 'label_end' are only for classification tasks, not {self.kind}")
         return self
 
     def verbalise(self, label: str) -> str:
@@ -148,6 +152,16 @@ class FinetuneArm(Strict):
     warmup_ratio: float = Field(
         0.1, ge=0, lt=1, description="share of the optimiser steps spent warming the learning rate up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on the trained parameters")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = Field(
+        "linear", description="learning rate after warm-up: constant, or a linear or cosine decay to zero (a decay "
+                              "halves the average rate of a short run)")
+    batch_order: Literal["random", "length_grouped"] = Field(
+        "length_grouped", description="training batches of random examples, or of examples of similar length (less "
+                                      "padding, faster; batches of one class where length goes with the label)")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm (0: no clipping)")
+    holdout: float = Field(
+        0.15, ge=0, lt=1, description="share of train held out for validation when the task has no validation "
+                                      "split (0: train on every example; no evaluation, no selection)")
     patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
     max_length: int = Field(512, ge=16, description="longest training sequence in tokens")
     knowledge: Literal["none", "before", "mixed"] = Field(
@@ -155,9 +169,10 @@ class FinetuneArm(Strict):
     merge: bool = Field(False, description="merge LoRA weights into the base model for inference")
     scoring: Literal["loglik", "generate"] = Field("loglik", description="classification scoring, as for prompt")
     evals_per_epoch: int = Field(2, ge=1, le=100, description="validation evaluations (and checkpoints) per epoch")
-    select_on: Literal["loss", "metric"] = Field(
+    select_on: Literal["loss", "metric", "last"] = Field(
         "loss", description="early stopping and best checkpoint by validation loss, or by the task metric "
-                            "(classification; the metric is logged either way)")
+                            "(classification; the metric is logged either way), or 'last': every epoch is "
+                            "trained and the final weights kept (validation is still evaluated and logged)")
     metric_limit: int = Field(
         64, ge=1, description="validation examples (a seeded sample) scored for the task metric at each evaluation")
     train_limit: int | None = Field(

@@ -47,5 +47,20 @@ def render_prompt(tokenizer: Any, task: TaskSpec, text: str, demos: Sequence[Exa
                                          add_generation_prompt=True)
 
 
+def end_of_answer(tokenizer: Any, task: TaskSpec) -> str:
+    """What the chat template writes right after an assistant's answer (e.g. '<|im_end|>')."""
+    marker = "\x00answer\x00"
+    turns = messages(task, "x") + [{"role": "assistant", "content": marker}]
+    text = tokenizer.apply_chat_template(turns, tokenize=False)
+    return text[text.index(marker) + len(marker):].rstrip()
+
+
+def label_continuations(tokenizer: Any, task: TaskSpec) -> list[str]:
+    """What is scored after the prompt for each label, in the order of `task.labels`: the label's
+    words, followed by the end-of-answer marker when the task sets `label_end`."""
+    end = end_of_answer(tokenizer, task) if task.label_end else ""
+    return [task.verbalise(label) + end for label in task.labels]
+
+
 def prompt_hash(prompt: str) -> str:
     return stable_hash(prompt, length=12)

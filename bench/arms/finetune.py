@@ -65,7 +65,8 @@ class FinetuneArm:
                 pick = random.Random(f"{ctx.seed}:{task.name}:ft-train").sample(train, self.spec.train_limit)
                 train = sorted(pick, key=lambda e: e.id)
             # quiet: this runs for cache keys too; training says when it holds examples out
-            tr, val = split_validation(train, task.split("validation"), ctx.seed, task.name, lambda m: None)
+            tr, val = split_validation(train, task.split("validation"), ctx.seed, task.name, lambda m: None,
+                                       share=self.spec.holdout)
             self._data[task.name] = TaskData(task, tr, val)
         return self._data[task.name]
 

@@ -21,7 +21,7 @@ from ..data import Example
 from ..generate import generate, score_continuations
 from ..models import LoadedModel
 from ..predictions import ArmResult, Prediction, RetrievalTrace
-from ..prompts import CONTENT_FREE_INPUTS, prompt_hash, render_prompt
+from ..prompts import CONTENT_FREE_INPUTS, label_continuations, prompt_hash, render_prompt
 from ..suites import Task
 from . import ArmContext, spec_key
 
@@ -66,7 +66,7 @@ def classify(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Ex
     content-free prompts), example i is calibrated against group `group_of[i]` (default: group i):
     one shared group when every prompt has the same demonstrations, one per example otherwise."""
     spec = task.spec
-    words = [spec.verbalise(name) for name in spec.labels]
+    words = label_continuations(lm.tokenizer, spec)
     cf_prompts = [p for group in content_free for p in group]
     res = score_continuations(lm.model, lm.tokenizer, list(prompts) + cf_prompts, words, batch_size=ctx.batch_size,
                               device=lm.device, progress=ctx.progress(label, len(prompts) + len(cf_prompts)))

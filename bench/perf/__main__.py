@@ -1,4 +1,4 @@
-"""`python -m bench.perf prompt|train|rag`: one subcommand per benchmark module.
+"""`python -m bench.perf prompt|train|rag|parity`: one subcommand per benchmark module.
 
 A subcommand is a module with a docstring (its first line, a one-line summary, is the
 subcommand's help), `add_arguments(parser)` and `run(args) -> dict | None`: a dict is printed as
@@ -12,12 +12,14 @@ import argparse
 import json
 from types import ModuleType
 
+from .. import parity
 from . import prompt, rag, train
 
 SUBCOMMANDS: dict[str, ModuleType] = {
     "prompt": prompt,
     "train": train,
     "rag": rag,
+    "parity": parity,
 }
 
 

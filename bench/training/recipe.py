@@ -23,7 +23,7 @@ from ..data import Document, Example
 from ..errors import BenchError, DataError, ResourceError
 from ..models import EMBEDDED, LoadedModel, embedded_dir
 from ..predictions import TrainingCosts
-from ..prompts import render_prompt
+from ..prompts import label_continuations, render_prompt
 from ..suites import Task
 from . import artifacts
 from .trainer import FitResult, TrainConfig
@@ -94,7 +94,7 @@ def _encode(job: TrainingJob, tok: Any, log: Callable[[str], None]) -> tuple[lis
 
     train_rows, val_rows, truncated = [], [], 0
     for d in job.data:
-        if not d.task.split("validation"):
+        if not d.task.split("validation") and d.validation:
             log(f"[finetune] task {d.task.name} has no validation split: holding out {len(d.validation)} of "
                 f"{len(d.train) + len(d.validation)} train examples")
         if len(d.train) < 8:
@@ -174,7 +174,7 @@ def _metric_fn(job: TrainingJob, tok: Any) -> tuple[str, Callable[[Any], float]]
         device = next(model.parameters()).device.type
         values = []
         for t, prompts, val in sets:
-            words = [t.spec.verbalise(label) for label in t.spec.labels]
+            words = label_continuations(tok, t.spec)
             res = score_continuations(model, tok, prompts, words, batch_size=16, device=device)
             preds = [t.spec.labels[int(i)] for i in res.label_scores(t.spec.label_score).argmax(1)]
             values.append(get_metric(t.spec.metrics[0]).aggregate(preds, [list(e.targets) for e in val]))

@@ -84,15 +84,16 @@ def encode_documents(tokenizer: Any, docs: Sequence[Document], max_length: int) 
 
 
 def split_validation(train: list[Example], validation: list[Example], seed: int, name: str,
-                     log: Any = print) -> tuple[list[Example], list[Example]]:
-    """The validation split if there is one; else a seeded 15% of train (at least 1), said in the log."""
+                     log: Any = print, share: float = 0.15) -> tuple[list[Example], list[Example]]:
+    """The validation split if there is one; else a seeded `share` of train (at least 1), said in
+    the log; share 0: every train example is trained on and there is no validation."""
     if len(train) < 2:
         raise DataError(f"task {name} has {len(train)} train example(s); fine-tuning needs at least 2")
-    if validation:
+    if validation or share == 0:
         return train, validation
     pool = sorted(train, key=lambda e: e.id)
     random.Random(f"{seed}:{name}:holdout").shuffle(pool)
-    n_val = max(1, round(0.15 * len(pool)))
+    n_val = max(1, round(share * len(pool)))
     log(f"[finetune] task {name} has no validation split: holding out {n_val} of {len(pool)} train examples")
     return pool[n_val:], pool[:n_val]
 

@@ -291,8 +291,13 @@ def _fit_result(trainer, timer, batching: Batching, resume: str | None, cfg: Tra
         wait=trainer.accelerator.wait_for_everyone)
 
 
+# The spec's names -> transformers' names ("constant" keeps any warm-up).
+SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+SAMPLERS = {"random": "random", "length_grouped": "group_by_length"}
+
+
 def _arguments(cfg: TrainConfig, out_dir: Path, device: str, batching: Batching, n_train: int, has_val: bool,
-               select: str):
+               select: str | None):
     """transformers' TrainingArguments for one run: evaluation and checkpoints `evals_per_epoch`
     times an epoch, length-grouped batches, real-token counting, bf16 autocast on CUDA."""
     import torch
@@ -304,13 +309,14 @@ def _arguments(cfg: TrainConfig, out_dir: Path, device: str, batching: Batching,
     return TrainingArguments(
         output_dir=str(out_dir), num_train_epochs=cfg.hp.epochs, learning_rate=cfg.hp.learning_rate,
         per_device_train_batch_size=batching.size, per_device_eval_batch_size=max(batching.size, 8),
-        gradient_accumulation_steps=batching.accum, warmup_steps=cfg.hp.warmup_ratio, lr_scheduler_type="linear",
+        gradient_accumulation_steps=batching.accum, warmup_steps=cfg.hp.warmup_ratio,
+        lr_scheduler_type=SCHEDULERS[cfg.hp.lr_scheduler], max_grad_norm=cfg.hp.max_grad_norm,
         weight_decay=cfg.hp.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         eval_strategy="steps" if has_val else "no", eval_steps=eval_steps, save_strategy="steps",
-        save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=has_val,
-        metric_for_best_model=select if has_val else None, greater_is_better=select != "eval_loss",
+        save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=has_val and select is not None,
+        metric_for_best_model=select if has_val else None, greater_is_better=select not in (None, "eval_loss"),
         logging_steps=max(1, min(10, eval_steps)), logging_nan_inf_filter=False, report_to="none",
-        disable_tqdm=True, remove_unused_columns=False, train_sampling_strategy="group_by_length",
+        disable_tqdm=True, remove_unused_columns=False, train_sampling_strategy=SAMPLERS[cfg.hp.batch_order],
         include_num_input_tokens_seen="non_padding", use_cpu=not cuda and device == "cpu",
         bf16=cuda and torch.cuda.is_bf16_supported(), dataloader_pin_memory=cuda, dataloader_num_workers=0,
         ddp_find_unused_parameters=False, save_only_model=False,
@@ -323,11 +329,11 @@ def _build(model, tokenizer, data: FitData, cfg: TrainConfig, out_dir: Path, dev
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     has_val = bool(data.validation)
-    select = f"eval_{hooks.metric[0]}" if (hooks.metric and cfg.hp.select_on == "metric") else "eval_loss"
+    select = _selection_metric(cfg, hooks)
     args = _arguments(cfg, out_dir, device, batching, len(data.train), has_val, select)
     timer = StepTimer()
     callbacks: list[Any] = [timer, FiniteLoss()]
-    if has_val:
+    if has_val and select is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.hp.patience))
     if hooks.progress:
         callbacks.append(StepProgress(hooks.progress, hooks.label))
@@ -339,6 +345,15 @@ def _build(model, tokenizer, data: FitData, cfg: TrainConfig, out_dir: Path, dev
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     return trainer, timer
+
+
+def _selection_metric(cfg: TrainConfig, hooks: FitHooks) -> str | None:
+    """What early stopping and the best checkpoint go by; None: no selection (select_on: last)."""
+    if cfg.hp.select_on == "last":
+        return None
+    if hooks.metric and cfg.hp.select_on == "metric":
+        return f"eval_{hooks.metric[0]}"
+    return "eval_loss"
 
 
 @contextmanager

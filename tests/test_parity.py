@@ -1,0 +1,124 @@
+"""Issue 18: the fine-tuning arm must learn past the majority class on imbalanced data; and the
+parity module's task and reference loop (tiny random model, seconds)."""
+
+import json
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.arms import suite_context
+from bench.config import FinetuneArm as Spec
+from bench.models import load_model
+from bench.suites import load_suite
+
+WORDS = {"red": "apple cherry strawberry tomato ruby", "blue": "sky ocean sapphire blueberry navy",
+         "green": "grass leaf lime frog emerald"}
+SHARES = {"red": 0.6, "blue": 0.2, "green": 0.2}  # red is the majority label
+
+
+def imbalanced_suite(root: Path, n_train: int = 40, n_test: int = 10) -> Path:
+    rng = random.Random(0)
+    rows = []
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = [l for l, share in SHARES.items() for _ in range(round(share * n))]
+        rng.shuffle(labels)
+        for i, label in enumerate(labels):
+            text = " ".join(rng.choice(WORDS[label].split()) for _ in range(4))
+            rows.append({"id": f"{split}-{i}", "text": text, "label": label, "split": split})
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "toy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "suite.yaml").write_text("""name: toy-imbalanced
+model: random:tiny-llama
+seed: 0
+tasks:
+  - name: colour
+    kind: classification
+    data:
+      file: data/toy.jsonl
+    input_field: text
+    target_field: label
+    labels: [red, blue, green]
+    label_text: {red: R, blue: B, green: G}
+    instruction: Which colour do these things have?
+    input_prefix: Things
+    metrics: [accuracy]
+arms:
+  - arm: prompt
+    name: zero-shot
+""")
+    return root / "suite.yaml"
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIDENT_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("random:tiny-llama", device="cpu", dtype="float32", seed=0)
+
+
+def label_loss(lm, task, examples) -> float:
+    """Mean over examples of -log P(true label | prompt, one of the labels): the model's label
+    distribution (each label's answer tokens and end-of-turn marker, renormalised over the label
+    set) scored against the truth. A model that ignores the input does best by answering with the
+    label prior: always the majority label, at the prior's confidence; its loss is the prior's
+    entropy."""
+    import numpy as np
+
+    from bench.generate import score_continuations
+    from bench.prompts import end_of_answer, render_prompt
+
+    spec = task.spec
+    end = end_of_answer(lm.tokenizer, spec)
+    prompts = [render_prompt(lm.tokenizer, spec, e.input) for e in examples]
+    res = score_continuations(lm.model, lm.tokenizer, prompts, [spec.verbalise(l) + end for l in spec.labels])
+    s = res.logprob_sum
+    logp = s - np.logaddexp.reduce(s, axis=1, keepdims=True)
+    return float(-np.mean([logp[i, spec.labels.index(e.target)] for i, e in enumerate(examples)]))
+
+
+def test_the_arm_learns_past_the_majority_label_on_an_imbalanced_task(env, tiny):
+    from bench.arms.finetune import FinetuneArm
+
+    suite = load_suite(str(imbalanced_suite(env / "s")))
+    task = suite.tasks["colour"]
+    train = task.split("train")
+    counts = Counter(e.target for e in train)
+    assert counts.most_common(1)[0] == ("red", 24)
+    # The best any model can do without reading the input: always the majority label, with the
+    # label prior's confidence. Its loss per example is the entropy of the label distribution.
+    prior_entropy = -sum(c / len(train) * math.log(c / len(train)) for c in counts.values())
+    # Full fine-tuning through the arm's Trainer path (the same schedule, batch order, checkpoint
+    # selection and loss as LoRA): on this 2-layer random model with a frozen random output head,
+    # LoRA stays at the prior (~0.95 nats) in every setting tried (lr 3e-3 to 3e-2, up to 30
+    # epochs, constant or linear, random or length-grouped order, with or without validation),
+    # so it cannot tell a training-loop fault from the tiny model's capacity.
+    spec = Spec(arm="finetune", name="full", method="full", epochs=20, learning_rate=1e-3, batch_size=8,
+                warmup_ratio=0.0, max_length=128, patience=100, evals_per_epoch=1)
+    ctx = suite_context(suite, lambda: tiny, batch_size=8)
+    arm = FinetuneArm(spec)
+    trained = arm.trained_model(ctx, task)
+    # the arm held out 15% of train for validation (this suite has none): measure on what it trained on
+    fit_on = arm.task_data(ctx, task).train
+    before, after = label_loss(tiny, task, fit_on), label_loss(trained, task, fit_on)
+    assert after < 0.85 * prior_entropy and prior_entropy < before, (before, after, prior_entropy)
+
+
+def test_imbalanced_clause_task_merges_seven_labels_into_other():
+    from bench.parity import KEEP, OTHER, imbalanced_clause_task
+
+    suite = load_suite("legal")
+    task = imbalanced_clause_task(suite)
+    src = suite.tasks["clause_type"]
+    assert task.spec.labels == list(KEEP) + [OTHER]
+    for split in ("train", "validation", "test"):
+        rows = task.split(split)
+        assert [e.id for e in rows] == [e.id for e in src.split(split)]
+        share = sum(e.target == OTHER for e in rows) / len(rows)
+        assert 0.55 <= share <= 0.6
