@@ -1,4 +1,4 @@
-"""Trainer callbacks: what the harness measures and guards during training.
+"""Trainer callbacks: what the harness measures and guards during training, and the loss curves it keeps.
 
 transformers is imported lazily (a report never needs it), hence the base class comes from a
 function.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from ..errors import TrainingError
 
@@ -68,3 +69,15 @@ class StepProgress(_callback_base()):  # type: ignore[misc]
     def on_step_end(self, args, state, control, **kw):
         if self.advance:
             self.advance(1)
+
+
+def loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Loss curves: training loss, validation loss and the task metric by step."""
+    keep = ("loss", "eval_loss", "learning_rate", "grad_norm")
+    out = []
+    for h in log_history:
+        row = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()
+               if k in keep or (k.startswith("eval_") and not k.endswith(("_runtime", "_per_second")))}
+        if row:
+            out.append({"step": h.get("step"), "epoch": round(h.get("epoch") or 0, 3), **row})
+    return out

@@ -26,7 +26,7 @@ from typing import Any
 from ..config import FinetuneArm as FinetuneSpec
 from ..errors import ResourceError, TrainingError
 from ..generate import contiguous_head
-from .callbacks import FiniteLoss, StepProgress, StepTimer
+from .callbacks import FiniteLoss, StepProgress, StepTimer, loss_history
 from .sft import ListDataset, RightPadCollator
 
 # LoRA targets per architecture (config.model_type); anything else gets PEFT's "all-linear".
@@ -281,7 +281,8 @@ def _fit_result(trainer, timer, batching: Batching, resume: str | None, cfg: Tra
         best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1])
     weights = cfg.base_dtype if cfg.hp.method == "lora" else "float32"
     return FitResult(
-        model=trainer.model, history=_history(state.log_history), steps=state.global_step, max_steps=state.max_steps,
+        model=trainer.model, history=loss_history(state.log_history), steps=state.global_step,
+        max_steps=state.max_steps,
         best_step=best_step, stopped_early=has_val and state.global_step < state.max_steps,
         train_tokens=int(state.num_input_tokens_seen - timer.tokens_at_start), step_seconds=timer.seconds,
         wall_seconds=time.perf_counter() - started, peak_memory_mb=round(peak, 1), peak_memory_kind=kind,
@@ -368,18 +369,6 @@ def _quiet_transformers():
         yield
     finally:
         transformers.logging.set_verbosity(before)
-
-
-def _history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Loss curves: training loss, validation loss and the task metric by step."""
-    keep = ("loss", "eval_loss", "learning_rate", "grad_norm")
-    out = []
-    for h in log_history:
-        row = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()
-               if k in keep or (k.startswith("eval_") and not k.endswith(("_runtime", "_per_second")))}
-        if row:
-            out.append({"step": h.get("step"), "epoch": round(h.get("epoch") or 0, 3), **row})
-    return out
 
 
 def _trainer_base():
