@@ -51,12 +51,6 @@ tasks:
     return root / "suite.yaml"
 
 
-@pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIDENT_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return load_model("random:tiny-llama", device="cpu", dtype="float32", seed=0)

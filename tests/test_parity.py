@@ -7,11 +7,8 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from bench.arms import suite_context
 from bench.config import FinetuneArm as Spec
-from bench.models import load_model
 from bench.suites import load_suite
 
 WORDS = {"red": "apple cherry strawberry tomato ruby", "blue": "sky ocean sapphire blueberry navy",
@@ -52,17 +49,6 @@ arms:
     return root / "suite.yaml"
 
 
-@pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIDENT_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_model("random:tiny-llama", device="cpu", dtype="float32", seed=0)
-
-
 def label_loss(lm, task, examples) -> float:
     """Mean over examples of -log P(true label | prompt, one of the labels): the model's label
     distribution (each label's answer tokens and end-of-turn marker, renormalised over the label
@@ -83,7 +69,7 @@ def label_loss(lm, task, examples) -> float:
     return float(-np.mean([logp[i, spec.labels.index(e.target)] for i, e in enumerate(examples)]))
 
 
-def test_the_arm_learns_past_the_majority_label_on_an_imbalanced_task(env, tiny):
+def test_the_arm_learns_past_the_majority_label_on_an_imbalanced_task(env, tiny_lm):
     from bench.arms.finetune import FinetuneArm
 
     suite = load_suite(str(imbalanced_suite(env / "s")))
@@ -101,12 +87,12 @@ def test_the_arm_learns_past_the_majority_label_on_an_imbalanced_task(env, tiny)
     # so it cannot tell a training-loop fault from the tiny model's capacity.
     spec = Spec(arm="finetune", name="full", method="full", epochs=20, learning_rate=1e-3, batch_size=8,
                 warmup_ratio=0.0, max_length=128, patience=100, evals_per_epoch=1)
-    ctx = suite_context(suite, lambda: tiny, batch_size=8)
+    ctx = suite_context(suite, lambda: tiny_lm, batch_size=8)
     arm = FinetuneArm(spec)
     trained = arm.trained_model(ctx, task)
     # the arm held out 15% of train for validation (this suite has none): measure on what it trained on
     fit_on = arm.task_data(ctx, task).train
-    before, after = label_loss(tiny, task, fit_on), label_loss(trained, task, fit_on)
+    before, after = label_loss(tiny_lm, task, fit_on), label_loss(trained, task, fit_on)
     assert after < 0.85 * prior_entropy and prior_entropy < before, (before, after, prior_entropy)
 
 
