@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import stable_hash
+from .errors import ModelError
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 
@@ -37,7 +38,6 @@ EMBEDDED = {
 }
 
 
-from .errors import ModelError  # noqa: E402  (re-exported: callers import it from here)
 
 
 @dataclass

@@ -66,7 +66,8 @@ def test_every_qa_gold_section_exists_and_holds_the_answer(legal):
 
 def test_qa_test_sections_are_never_seen_in_train(legal):
     qa = legal.tasks["tenancy_qa"]
-    section = lambda e: e.meta.get("original_section") or e.meta["section"]  # noqa: E731
+    def section(e):
+        return e.meta.get("original_section") or e.meta["section"]
     train = {section(e) for e in qa.split("train")}
     test = {section(e) for e in qa.split("test")}
     assert test and not (train & test)

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data import Document, Example
+from ..errors import DataError
 from ..prompts import answer_text, messages, render_prompt
 
 IGNORE = -100
 
 
-from ..errors import DataError  # noqa: E402  (re-exported for callers of this module)
 
 
 def answer_suffix(tokenizer: Any, task_spec: Any, example: Example, prompt: str) -> str:

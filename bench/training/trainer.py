@@ -146,7 +146,7 @@ def prepare_qlora(model_path: Callable[[], str], cfg: TrainConfig, device: str) 
     if not device.startswith("cuda"):
         raise ResourceError("qlora needs a CUDA GPU (bitsandbytes 4-bit kernels); use method: lora on this machine")
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # noqa: F401  (imported only to learn whether it loads here)
     except Exception as e:  # ImportError, or a CUDA-setup error raised at import
         raise ResourceError(f"qlora needs bitsandbytes, which does not import here ({type(e).__name__}): "
                             "pip install bitsandbytes, or use method: lora") from e
