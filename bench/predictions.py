@@ -222,8 +222,9 @@ class Costs:
     """The training behind the model that answered: this fine-tune's, or the fine-tune a
     retrieval variant builds on (so a composed variant carries its whole cost)."""
     trained_model: str | None = None
-    """The cached artifact's key, and whether this cell found it cached (cache_hit)."""
+    """The key of the trained model in the cache (adapters/<key>), when a trained model answered."""
     cache_hit: bool | None = None
+    """Whether that trained model was found in the cache rather than trained in this run."""
     builds_on: str | None = None
     """The fine-tune variant a retrieval variant answers with, if any."""
     retrieval: RetrievalCosts | None = None

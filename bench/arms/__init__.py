@@ -113,11 +113,6 @@ def build_arms(specs: Sequence[ArmSpec]) -> dict[str, Arm]:
     return {name: arms[name] for name in by_name}
 
 
-def build_arm(spec: Any) -> Arm:
-    """One variant on its own (a retrieval variant that builds on a fine-tune needs `build_arms`)."""
-    return build_arms([spec])[spec.name]
-
-
 def run_order(names: Sequence[str], arms: Mapping[str, Arm]) -> list[str]:
     """The order to run selected variants in: a fine-tune before the retrieval variants that build
     on it, so its training lands on its own cell; otherwise as declared."""

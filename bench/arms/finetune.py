@@ -80,15 +80,18 @@ class FinetuneArm:
                         "train": examples_hash(d.train), "validation": examples_hash(d.validation)})
         return out
 
+    def _corpus_key(self, ctx: ArmContext) -> str | None:
+        """The corpus shapes the model only through knowledge injection."""
+        return stable_hash(list(ctx.corpus)) if self.spec.knowledge != "none" else None
+
     def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]:
-        corpus = stable_hash(list(ctx.corpus)) if self.spec.knowledge != "none" else None
-        return {"spec": spec_key(self.spec), "trained_on": self._data_key(ctx, task), "corpus": corpus}
+        return {"spec": spec_key(self.spec), "trained_on": self._data_key(ctx, task), "corpus": self._corpus_key(ctx)}
 
     def artifact_key(self, ctx: ArmContext, base: LoadedModel, task: Task) -> str:
         return stable_hash({"model": base.fingerprint, "device": base.device.split(":")[0], "seed": ctx.seed,
                             "base_dtype": self._config(ctx, base).base_dtype,
                             "spec": self.spec.model_dump(exclude=PREDICTION_ONLY), "data": self._data_key(ctx, task),
-                            "corpus": self.cache_key(ctx, task)["corpus"], "code": artifacts.training_code_hash()},
+                            "corpus": self._corpus_key(ctx), "code": artifacts.training_code_hash()},
                            length=20)
 
     # ---- train or load ----
