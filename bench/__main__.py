@@ -1,4 +1,5 @@
-"""Command line: `bench ls|validate|describe|run|report|compare` (also `python -m bench`). One function per command."""
+"""Command line: `bench ls|validate|describe|run|report|compare|experiment` (also `python -m bench`). One function
+per command."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .suites import load_suite
 
-    suite = load_suite(args.suite, apply_limits=False)
+    suite = load_suite(args.suite, apply_limits=False, allow_outside=args.allow_outside_paths)
     for t in suite.tasks.values():
         sizes = ", ".join(f"{s} {n}" for s, n in t.full_sizes.items() if n)
         console.print(f"  {t.name} ({t.spec.kind}): {sizes}")
@@ -57,7 +58,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from .describe import describe
     from .suites import load_suite
 
-    print(describe(load_suite(args.suite, apply_limits=False)))
+    print(describe(load_suite(args.suite, apply_limits=False, allow_outside=args.allow_outside_paths)))
     return 0
 
 
@@ -79,6 +80,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         else:
             convert = int if "int" in str(f.type) else str
             p.add_argument(flag, dest=f.name, type=convert, default=None, help=meta["help"])
+
+
+def add_outside_paths_option(p: argparse.ArgumentParser) -> None:
+    """`validate` and `describe` read data as `run` does, so they take run's opt-in, with its help."""
+    from .runner import RunOptions
+
+    f = next(f for f in dataclasses.fields(RunOptions) if f.name == "allow_outside_paths")
+    p.add_argument("--allow-outside-paths", action="store_true", help=f.metadata["help"])
 
 
 def run_options(args: argparse.Namespace):
@@ -103,26 +112,48 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (run_dir / "scores.json").is_file() or not (run_dir / "run.json").is_file():
         err.print(f"error: {run_dir}: not a run directory (no scores.json/run.json); expected results/<suite>/<run-id>")
         return 2
-    return _show(run_dir)
+    return _show(run_dir, args.query_volume)
 
 
-def _show(run_dir: Path) -> int:
-    """Write every report file, print the tables and verdicts, and where the files are."""
-    from .report import terminal_tables, write_report
+def _show(run_dir: Path, query_volume: int | None = None) -> int:
+    """Write every report file, print the tables and verdicts, and where the files are.
+    `query_volume` overrides the run's (`bench report --query-volume`)."""
+    from .report import terminal_cost_table, terminal_tables, write_report
     from .results import load_run
     from .store import read_json
 
     run = load_run(run_dir)  # read once, rendered in every format
-    paths = write_report(run)
+    paths = write_report(run, query_volume)
     decision = read_json(paths["decision"])  # the analysis write_report just made, not a second one
     for table in terminal_tables(run, decision):
         console.print(table)
+    if decision:
+        console.print(terminal_cost_table(run, decision))
     console.rule("verdicts")
     for d in decision.values():
         console.print(f"• {escape(d['verdict'])}", highlight=False)
     console.print(f"report: {paths['md']}")
     console.print(f"report: {paths['html']}")
     console.print(f"results: {paths['csv']}")
+    return 0
+
+
+def cmd_knowledge_update(args: argparse.Namespace) -> int:
+    from .experiments.knowledge_update import describe_plan, plan_update, run_knowledge_update
+
+    opts = run_options(args)
+    if args.dry_run:
+        plan = plan_update(args.suite, opts, stale_only=args.stale_only)
+        for line in describe_plan(plan):
+            console.print(escape(line), highlight=False)
+        return 0
+    out, result = run_knowledge_update(args.suite, opts, console, stale_only=args.stale_only)
+    from .experiments.update_report import terminal_tables
+
+    for table in terminal_tables(result):
+        console.print(table)
+    console.print(f"report: {out / 'report.md'}")
+    console.print(f"report: {out / 'report.html'}")
     return 0
 
 
@@ -143,9 +174,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("ls", help="list suites").set_defaults(fn=cmd_ls)
     v = sub.add_parser("validate", help="check a suite without running it")
     v.add_argument("suite", help="suite name, directory or suite.yaml")
+    add_outside_paths_option(v)
     v.set_defaults(fn=cmd_validate)
     d = sub.add_parser("describe", help="counts per split and label, length statistics (Markdown)")
     d.add_argument("suite")
+    add_outside_paths_option(d)
     d.set_defaults(fn=cmd_describe)
     r = sub.add_parser("run", help="run a suite's arm variants and report")
     r.add_argument("suite")
@@ -153,12 +186,32 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     rep = sub.add_parser("report", help="rebuild the report of a run directory (no model needed)")
     rep.add_argument("run_dir")
+    rep.add_argument("--query-volume", type=int, default=None,
+                     help="queries the verdicts price each arm at, training included (default: the run's, as "
+                          "`bench run` recorded it); decision.json records the one used")
     rep.set_defaults(fn=cmd_report)
     cmp_ = sub.add_parser("compare", help="set several runs side by side (models, ranks, suites)")
     cmp_.add_argument("run_dirs", nargs="+")
     cmp_.add_argument("--out", help="also write the comparison as Markdown here")
     cmp_.set_defaults(fn=cmd_compare)
+    add_experiments(sub)
     return p
+
+
+def add_experiments(sub: argparse._SubParsersAction) -> None:
+    """`bench experiment NAME SUITE`: one sub-command per experiment, with `run`'s options."""
+    from .experiments import EXPERIMENTS
+
+    exp = sub.add_parser("experiment", help="experiments that run the arms more than once (knowledge-update)")
+    which = exp.add_subparsers(dest="experiment", required=True)
+    ku = which.add_parser("knowledge-update", help=EXPERIMENTS["knowledge-update"])
+    ku.add_argument("suite")
+    add_run_options(ku)
+    ku.add_argument("--stale-only", action="store_true",
+                    help="do not retrain fine-tunes after the update (faster; their first training time is shown)")
+    ku.add_argument("--dry-run", action="store_true",
+                    help="check the suite's update declarations and print what would run; loads no model")
+    ku.set_defaults(fn=cmd_knowledge_update)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,20 +8,50 @@ them all at once.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, unknown_name
-from .yaml_problems import Problem, Schema, problem_from_error
+from .yaml_problems import Problem, Schema, duplicate_keys, problem_from_error
 from .yaml_problems import yaml_line as yaml_line  # re-exported: `from bench.config import yaml_line` still works
 
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TaskKind = Literal["classification", "qa", "generation"]
 SplitLimits = dict[Split, Annotated[int, Field(ge=1)]]
+# Queries a verdict prices the arms at unless the suite or `--query-volume` says otherwise: large
+# enough that per-query cost, not one-off training, decides between arms meant for real use.
+DEFAULT_QUERY_VOLUME = 10_000
+
+
+def query_volume_problem(value: int) -> str | None:
+    """What is wrong with `value` as a query volume, or None: one message for suite.yaml's
+    `query_volume` and for the `--query-volume` options of `bench run` and `bench report`."""
+    if value <= 0:
+        return (f"query_volume must be a positive number of queries (got {value}); "
+                f"the default is {DEFAULT_QUERY_VOLUME:,}")
+    return None
+
+
+NAME_CHARS = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def _safe_name(name: str) -> str:
+    """Suite, task, arm and profile names become folder and file names (results/<suite>/<run>/
+    predictions/<arm>/<task>.jsonl), so each must be one harmless path component: '..' or 'a/b'
+    would write outside the run directory."""
+    if not NAME_CHARS.fullmatch(name) or set(name) == {"."}:
+        raise ValueError(f"expected a name of letters, digits, '-', '_', '.' or '+' (not only dots; it names "
+                         f"folders and files), got {name!r}")
+    return name
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 class Strict(BaseModel):
@@ -52,13 +82,31 @@ class DataSpec(Strict):
         given = [k for k in ("files", "file", "hub") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of 'files', 'file' or 'hub' (got {given or 'none'})")
+        named = self.files or (self.hub.splits if self.hub else None)
+        if named is not None and "test" not in named:
+            raise ValueError(f"no 'test' split (got {', '.join(named) or 'none'}); every task is scored on its "
+                             "test split, so a run would report on nothing")
         return self
+
+
+class TaskUpdate(Strict):
+    """How a task's examples change when the corpus's `update` files are applied (a law amended, a
+    price list replaced). The example's own `target_field` and `gold_doc_field` hold the answer
+    after the update; these fields name where the answer before it is kept, on changed rows."""
+
+    changed_field: str = Field(description="column that is true on the examples whose answer the update changed "
+                                           "(missing or false: unchanged)")
+    old_target_field: str = Field(description="on changed examples: the answer before the update (text or a list "
+                                              "of texts, as `target_field`)")
+    old_gold_doc_field: str | None = Field(
+        None, description="on changed examples: the corpus document (not one of the update's) that answered before "
+                          "the update")
 
 
 class TaskSpec(Strict):
     """One task of a suite: its data, fields, instruction, metrics and generation budget."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="identifier used in paths and tables")
+    name: SafeName = Field(description="identifier used in paths and tables")
     kind: TaskKind = Field(description="classification | qa | generation")
     description: str = ""
     data: DataSpec
@@ -83,6 +131,20 @@ class TaskSpec(Strict):
         None, description="seeded subsample size per split (keeps the default run small)")
     gold_doc_field: str | None = Field(
         None, description="column naming the corpus document that answers the example (for recall@k and MRR)")
+    update: TaskUpdate | None = Field(
+        None, description="which examples the corpus's `update` files change, and their answers before it (for "
+                          "`bench experiment knowledge-update`; a run ignores it)")
+
+    @model_validator(mode="after")
+    def _update_is_for_answers(self) -> TaskSpec:
+        # the experiment reads answers by containment, which is not a classification metric
+        if self.update is not None and self.kind == "classification":
+            raise ValueError("'update' is for qa and generation tasks (answers are read by containment), "
+                             "not classification")
+        if self.update is not None and self.update.old_gold_doc_field and not self.gold_doc_field:
+            raise ValueError("update.old_gold_doc_field names the gold document before the update; it needs the "
+                             "task's gold_doc_field (the one after)")
+        return self
 
     @model_validator(mode="after")
     def _labels_match_kind(self) -> TaskSpec:
@@ -92,9 +154,36 @@ class TaskSpec(Strict):
             raise ValueError(f"'labels' is only for classification tasks, not {self.kind}")
         if self.labels and len(set(self.labels)) != len(self.labels):
             raise ValueError("'labels' holds a label twice")
+        if self.labels and any(not label.strip() for label in self.labels):
+            raise ValueError("'labels' holds an empty label; every label needs text the model can be scored on")
+        if self.label_text is not None:
+            self._check_label_text()
+        if self.labels:
+            self._check_labels_differ()
         if self.kind != "classification" and {"label_score", "label_end"} & self.model_fields_set:
             raise ValueError(f"'label_score' and 'label_end' are only for classification tasks, not {self.kind}")
         return self
+
+    def _check_label_text(self) -> None:
+        """Every key of `label_text` a label."""
+        if self.kind != "classification":
+            raise ValueError(f"'label_text' is only for classification tasks, not {self.kind}")
+        for label in self.label_text:
+            if label not in self.labels:
+                raise ValueError(f"label_text: {unknown_name('label', label, self.labels)}")
+
+    def _check_labels_differ(self) -> None:
+        """Every label written as some text, and no two alike (by `label_text` or by default): they
+        would get the same score, so the tie would always go to the first."""
+        written: dict[str, str] = {}
+        for label in self.labels:
+            text = self.verbalise(label)
+            if not text.strip():
+                raise ValueError(f"label '{label}' is written as empty text (label_text, or '_' read as a space)")
+            if text in written:
+                raise ValueError(f"labels '{written[text]}' and '{label}' are both written {text!r}, so their "
+                                 "scores would always tie; give them different label_text")
+            written[text] = label
 
     def verbalise(self, label: str) -> str:
         """The words a label is written as in prompts and answers."""
@@ -109,6 +198,10 @@ class CorpusSpec(Strict):
     Markdown heading or the file name)."""
 
     files: list[str] = Field(default_factory=list, description="JSONL files, relative to suite.yaml")
+    update: list[str] = Field(
+        default_factory=list, description="JSONL files of a later change to the corpus (amendments, a new edition), "
+                                          "read after `files` with new document ids: a run retrieves from both; "
+                                          "`bench experiment knowledge-update` also runs without them")
     folder: str | None = Field(None, description="a folder of .txt/.md documents, read recursively")
     id_field: str = "id"
     title_field: str = "title"
@@ -118,6 +211,9 @@ class CorpusSpec(Strict):
     def _some_source(self) -> CorpusSpec:
         if not self.files and not self.folder:
             raise ValueError("give 'files' (JSONL) or 'folder' (.txt/.md documents)")
+        both = sorted(set(self.files) & set(self.update))
+        if both:
+            raise ValueError(f"{', '.join(both)} is in both 'files' and 'update'; an update file goes in 'update' only")
         return self
 
 
@@ -125,7 +221,7 @@ class PromptArm(Strict):
     """The prompt-engineered baseline: instruction plus k demonstrations from train."""
 
     arm: Literal["prompt"]
-    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="variant name shown in reports")
+    name: SafeName = Field(description="variant name shown in reports")
     shots: int = Field(0, ge=0, le=64, description="demonstrations drawn from train with the suite seed")
     scoring: Literal["loglik", "generate"] = Field(
         "loglik", description="classification: score every label (loglik) or parse generated text")
@@ -138,7 +234,7 @@ class FinetuneArm(Strict):
     """Weights changed by training on the train split (early-stopped on validation)."""
 
     arm: Literal["finetune"]
-    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="variant name shown in reports")
+    name: SafeName = Field(description="variant name shown in reports")
     method: Literal["lora", "full", "head", "qlora"] = Field("lora", description="what is trained")
     scope: Literal["per_task", "multi_task"] = Field("per_task", description="one model per task, or one for all tasks")
     rank: int = Field(16, ge=1, description="LoRA rank")
@@ -166,6 +262,18 @@ class FinetuneArm(Strict):
     max_length: int = Field(512, ge=16, description="longest training sequence in tokens")
     knowledge: Literal["none", "before", "mixed"] = Field(
         "none", description="continued training on the suite corpus before or mixed with supervised training")
+    retrieval_from: str | None = Field(
+        None, description="retrieval-aware fine-tuning: build every train and validation prompt with the passages "
+                          "this rag variant (mode: corpus) retrieves for the example's own question, with its "
+                          "retriever, k, template and context budget, so the model learns to read passages and "
+                          "answer briefly; use it under retrieval with a rag variant `finetuned:` on this one")
+    gold_passage: Literal["as_retrieved", "forced"] = Field(
+        "as_retrieved", description="with retrieval_from: 'forced' puts the best chunk of the example's gold document "
+                                    "(gold_doc_field) in place of the last passage when retrieval missed it")
+    distractor_share: float = Field(
+        0.0, ge=0, lt=1, description="with retrieval_from: a seeded share of train examples whose passages leave out "
+                                     "every chunk of the gold document (distractors only, as in RAFT), so the model "
+                                     "also learns what to answer when retrieval misses")
     merge: bool = Field(False, description="merge LoRA weights into the base model for inference")
     scoring: Literal["loglik", "generate"] = Field("loglik", description="classification scoring, as for prompt")
     evals_per_epoch: int = Field(2, ge=1, le=100, description="validation evaluations (and checkpoints) per epoch")
@@ -184,7 +292,7 @@ class RagArm(Strict):
     """Retrieved context (corpus passages, or nearest train examples) in the shared template."""
 
     arm: Literal["rag"]
-    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="variant name shown in reports")
+    name: SafeName = Field(description="variant name shown in reports")
     mode: Literal["corpus", "examples"] = Field("corpus", description="retrieve passages or labelled train examples")
     k: int = Field(4, ge=1, le=64, description="items retrieved per query")
     embedder: str = Field("all-minilm-l6-v2", description="embedded name, sentence-transformers id or path")
@@ -241,15 +349,26 @@ class Profile(Strict):
 class SuiteSpec(Strict):
     """A whole suite: model, seed, tasks, optional corpus and the arm variants to compare."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: SafeName
     description: str = ""
     model: str = Field("smollm2-135m", description="model spec: embedded name, hub id, path or random:<arch>")
     seed: int = 0
     tasks: list[TaskSpec] = Field(min_length=1)
     corpus: CorpusSpec | None = None
     arms: list[ArmSpec] = Field(min_length=1)
-    profiles: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Profile] = Field(
+    profiles: dict[SafeName, Profile] = Field(
         default_factory=dict, description="named profiles (`--profile NAME`): other arms and/or limits")
+    query_volume: int = Field(
+        DEFAULT_QUERY_VOLUME, description="queries the verdict prices every arm at: one-off training seconds plus "
+                                          "this many times the seconds per query (`--query-volume` overrides it)")
+
+    @field_validator("query_volume")
+    @classmethod
+    def _positive_volume(cls, value: int) -> int:
+        problem = query_volume_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("tasks", "arms")
     @classmethod
@@ -306,7 +425,32 @@ def parse_suite_yaml(path: Path) -> SuiteSpec:
         raise SuiteError([Problem(shown, line, "", f"not valid YAML: {getattr(e, 'problem', e)}")]) from e
     if not isinstance(raw, dict):
         raise SuiteError([Problem(shown, 1, "", "expected a mapping of suite keys (name, tasks, arms, ...)")])
+    repeated = duplicate_keys(shown, root_node)
     try:
-        return SuiteSpec.model_validate(raw)
+        spec = SuiteSpec.model_validate(raw)
     except ValidationError as e:
-        raise SuiteError([problem_from_error(shown, root_node, raw, err, SUITE_SCHEMA) for err in e.errors()]) from e
+        schema = [problem_from_error(shown, root_node, raw, err, SUITE_SCHEMA) for err in e.errors()]
+        raise SuiteError(repeated + schema) from e
+    if repeated:
+        raise SuiteError(repeated)
+    return spec
+
+
+def composition_problem(spec: ArmSpec, by_name: Mapping[str, ArmSpec]) -> str | None:
+    """What is wrong with the variant another one names (`finetuned:` of a rag variant,
+    `retrieval_from:` of a fine-tune), or None. Shared by validation and `build_arms`."""
+    base = getattr(spec, "finetuned", None)
+    if base:
+        if base not in by_name:
+            return "finetuned: " + unknown_name("arm variant", base, list(by_name))
+        if by_name[base].arm != "finetune":
+            return f"finetuned: '{base}' is a {by_name[base].arm} variant; expected a finetune variant"
+    source = getattr(spec, "retrieval_from", None)
+    if source:
+        if source not in by_name:
+            return "retrieval_from: " + unknown_name("arm variant", source, list(by_name))
+        rag = by_name[source]
+        if rag.arm != "rag" or rag.mode != "corpus" or rag.finetuned:
+            return (f"retrieval_from: '{source}' must be a rag variant with mode: corpus on the base model "
+                    "(its retriever and context budget build the training prompts)")
+    return None

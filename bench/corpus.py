@@ -1,7 +1,8 @@
 """Loads a suite's retrieval corpus into Documents, checking every one as it is read.
 
 A corpus is JSONL files (an id, a title and a text per line) and/or a folder of .txt/.md files
-(one document each); every problem is appended to the caller's list rather than raised.
+(one document each), plus the JSONL files of its `update` (a later change, read right after
+`files`); every problem is appended to the caller's list rather than raised.
 """
 
 from __future__ import annotations
@@ -10,28 +11,38 @@ from pathlib import Path
 
 from .config import SuiteSpec
 from .data import Document
-from .records import read_records, shown_path
+from .records import outside_problem, read_records, shown_path
 from .yaml_problems import Problem, yaml_line
 
 CORPUS_SUFFIXES = (".txt", ".md")
 
 
-def load_corpus(path: Path, spec: SuiteSpec, problems: list[Problem]) -> list[Document]:
-    """The documents of `spec.corpus` (none without one), for the suite at `path`."""
+def load_corpus(path: Path, spec: SuiteSpec, problems: list[Problem], *, allow_outside: bool = False) -> list[Document]:
+    """The documents of `spec.corpus` (none without one), for the suite at `path`; files outside
+    the suite folder are problems unless `allow_outside` (see `records.outside_problem`)."""
     if spec.corpus is None:
         return []
     c, docs, seen = spec.corpus, [], {}
-    for rel in c.files:
+    # the update's files come right after `files`: the order (and so the corpus hash) a suite had
+    # when its update files were listed at the end of `files`
+    for key, rel in [("files", rel) for rel in c.files] + [("update", rel) for rel in c.update]:
         f = path.parent / rel
-        if not f.is_file():
-            problems.append(Problem(shown_path(path), yaml_line(path, ("corpus", "files")), "corpus.files",
-                                    f"file not found: {shown_path(f)}"))
+        why = outside_problem(path.parent, f, allow_outside)
+        if why is None and not f.is_file():
+            why = f"file not found: {shown_path(f)}"
+        if why:
+            problems.append(Problem(shown_path(path), yaml_line(path, ("corpus", key)), f"corpus.{key}", why))
             continue
         for line, rec in read_records(f, problems):
             shown = shown_path(f)
             did, text = rec.get(c.id_field), rec.get(c.text_field)
             if did is None:
                 problems.append(Problem(shown, line, c.id_field, "missing document id"))
+                continue
+            if isinstance(did, bool) or not isinstance(did, (str, int)) or not str(did).strip():
+                # a boolean id would silently become 'True'
+                problems.append(Problem(shown, line, c.id_field, "expected a non-empty string or whole-number "
+                                                                 f"document id, got {type(did).__name__}"))
                 continue
             if not isinstance(text, str) or not text.strip():
                 problems.append(Problem(shown, line, c.text_field, f"document {did!r} has no text"))
@@ -44,17 +55,22 @@ def load_corpus(path: Path, spec: SuiteSpec, problems: list[Problem]) -> list[Do
             meta = {k: v for k, v in rec.items() if k not in (c.id_field, c.title_field, c.text_field)}
             docs.append(Document(id=str(did), title=str(rec.get(c.title_field) or ""), text=text, meta=meta))
     if c.folder is not None:
-        docs += _folder_documents(path, c.folder, seen, problems)
+        docs += _folder_documents(path, c.folder, seen, problems, allow_outside)
     if not docs and not problems:
         problems.append(Problem(shown_path(path), None, "corpus",
                                 "the corpus is empty; expected at least one document"))
     return docs
 
 
-def _folder_documents(path: Path, folder: str, seen: dict[str, str], problems: list[Problem]) -> list[Document]:
+def _folder_documents(path: Path, folder: str, seen: dict[str, str], problems: list[Problem],
+                      allow_outside: bool) -> list[Document]:
     """One Document per .txt/.md file under `folder` (sorted, so ids and order are stable)."""
     root = path.parent / folder
     line = yaml_line(path, ("corpus", "folder"))
+    why = outside_problem(path.parent, root, allow_outside)
+    if why:
+        problems.append(Problem(shown_path(path), line, "corpus.folder", why))
+        return []
     if not root.is_dir():
         problems.append(Problem(shown_path(path), line, "corpus.folder", f"folder not found: {shown_path(root)}"))
         return []
@@ -64,6 +80,10 @@ def _folder_documents(path: Path, folder: str, seen: dict[str, str], problems: l
         problems.append(Problem(shown_path(path), line, "corpus.folder", f"no .txt or .md files in {shown_path(root)}"))
     for f in files:
         did = f.relative_to(root).as_posix()
+        why = outside_problem(path.parent, f, allow_outside)  # a symlink in the folder may lead anywhere
+        if why:
+            problems.append(Problem(shown_path(path), line, "corpus.folder", why))
+            continue
         try:
             text = f.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:

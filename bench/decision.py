@@ -1,5 +1,9 @@
 """From a loaded run to a decision: paired tests against the best arm, costs, break-even, verdicts.
 
+Arms that cannot be told apart are priced at a query volume (one-off training seconds plus the
+volume times the seconds per query), so a fine-tune's training is weighed against the queries it
+makes cheaper rather than ranked before them.
+
 Reads only results (through `bench.results`): no model, no torch. `decide` returns typed
 `TaskDecision`s; `analyse` is the same as the dicts decision.json stores.
 """
@@ -10,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import DEFAULT_QUERY_VOLUME, query_volume_problem
+from .errors import ConfigError
 from .metrics import get_metric
 from .predictions import ScoredPrediction
 from .results import ArmCosts, RunResults, TaskResults, load_run
@@ -63,6 +69,60 @@ class BreakEven:
 
 
 @dataclass(frozen=True)
+class Crossover:
+    """Two arms that cannot be told apart, priced in total seconds (one-off training plus queries):
+    the query volume from which the arm with the cheaper queries has repaid its larger one-off cost."""
+
+    cheaper_from: str
+    """The arm with the cheaper queries and the larger one-off cost: cheaper in all from `queries` on."""
+    cheaper_below: str
+    """The other arm: cheaper in all below `queries`."""
+    extra_train_s: float
+    """cheaper_from's one-off (training) seconds minus cheaper_below's."""
+    saved_s_per_query: float
+    """cheaper_below's seconds per query minus cheaper_from's."""
+    queries: int
+    """The smallest query volume at which cheaper_from costs less in all."""
+    within_noise: bool
+    """The per-query saving is within timing noise (LATENCY_NOISE of cheaper_below's latency), so the
+    crossover may not be real."""
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """The arms that cannot be told apart, priced at the decision's query volume."""
+
+    cheapest: str
+    """The arm with the least total seconds at the volume (on a tie the best arm, then the first declared)."""
+    total_s: float
+    """cheapest's one-off training seconds plus the volume times its seconds per query."""
+    crossovers: list[Crossover]
+    """Every pair of those arms whose order by total seconds changes with the volume (a pair where one
+    arm costs less at every volume has none)."""
+
+    @property
+    def cheaper_below(self) -> Crossover | None:
+        """The crossover under which another arm is cheaper than `cheapest` (its cheaper queries
+        repay its training only from there); the highest such volume, None if there is none."""
+        below = [c for c in self.crossovers if c.cheaper_from == self.cheapest]
+        return max(below, key=lambda c: c.queries, default=None)
+
+    @property
+    def cheaper_from(self) -> Crossover | None:
+        """The crossover from which another arm's cheaper queries have repaid its larger one-off cost
+        and it is cheaper than `cheapest`; the lowest such volume, None if there is none."""
+        above = [c for c in self.crossovers if c.cheaper_below == self.cheapest]
+        return min(above, key=lambda c: c.queries, default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cheapest": self.cheapest, "total_s": self.total_s, "crossovers": [asdict(c) for c in self.crossovers]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Pricing:
+        return cls(d["cheapest"], d["total_s"], [Crossover(**c) for c in d["crossovers"]])
+
+
+@dataclass(frozen=True)
 class TaskDecision:
     """Everything decided about one task (one entry of decision.json)."""
 
@@ -78,6 +138,15 @@ class TaskDecision:
     """Break-even points of every trained arm against every dearer untrained one."""
     verdict: str
     """One paragraph, never stronger than the statistics."""
+    query_volume: int = DEFAULT_QUERY_VOLUME
+    """Queries every arm is priced at: one-off training seconds plus this many times the seconds per query."""
+    pricing: Pricing | None = None
+    """The best arm and those that cannot be told apart from it, priced at query_volume; None when fewer
+    than two of them have a measured latency."""
+
+    def total_s(self, arm: str) -> float | None:
+        """The arm's total seconds at query_volume; None without a measured latency."""
+        return self.costs[arm].total_s(self.query_volume)
 
     def vs_best(self, arm: str) -> PairedTest | None:
         """The arm's test against the best arm on the primary metric; None for the best arm itself."""
@@ -87,29 +156,44 @@ class TaskDecision:
         return {"primary": self.primary, "best": self.best,
                 "comparisons": {a: {m: asdict(t) for m, t in c.items()} for a, c in self.comparisons.items()},
                 "costs": {a: c.to_json() for a, c in self.costs.items()},
-                "break_even": [asdict(b) for b in self.break_even], "verdict": self.verdict}
+                "break_even": [asdict(b) for b in self.break_even], "verdict": self.verdict,
+                "query_volume": self.query_volume, "totals_s": {a: rounded_s(self.total_s(a)) for a in self.costs},
+                "pricing": self.pricing.to_json() if self.pricing else None}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TaskDecision:
-        """Read an entry of decision.json back, including those written before `why_none` existed."""
+        """Read an entry of decision.json back, including those written before `why_none` or the query
+        volume existed (`totals_s` is derived from the costs, so it is not read)."""
         breaks = [BreakEven(**{"why_none": None, **b}) for b in d["break_even"]]
+        pricing = Pricing.from_json(d["pricing"]) if d.get("pricing") else None
         return cls(d["primary"], d["best"],
                    {a: {m: PairedTest(**t) for m, t in c.items()} for a, c in d["comparisons"].items()},
-                   {a: ArmCosts.from_json(c) for a, c in d["costs"].items()}, breaks, d["verdict"])
+                   {a: ArmCosts.from_json(c) for a, c in d["costs"].items()}, breaks, d["verdict"],
+                   d.get("query_volume", DEFAULT_QUERY_VOLUME), pricing)
 
 
-def analyse(run_dir: Path, *, seed: int = 0) -> dict[str, Any]:
+def rounded_s(seconds: float | None) -> float | None:
+    """Seconds to the millisecond for decision.json and results.csv (a sum of floats ends in ...99999)."""
+    return None if seconds is None else round(seconds, 3)
+
+
+def analyse(run_dir: Path, *, seed: int = 0, query_volume: int | None = None) -> dict[str, Any]:
     """decision.json's content for a run directory: `decide` in the JSON form."""
-    return {task: d.to_json() for task, d in decide(load_run(run_dir), seed=seed).items()}
+    return {task: d.to_json() for task, d in decide(load_run(run_dir), seed=seed, query_volume=query_volume).items()}
 
 
 def decisions_from_json(decision: dict[str, Any]) -> dict[str, TaskDecision]:
     return {task: TaskDecision.from_json(d) for task, d in decision.items()}
 
 
-def decide(run: RunResults, *, seed: int = 0) -> dict[str, TaskDecision]:
+def decide(run: RunResults, *, seed: int = 0, query_volume: int | None = None) -> dict[str, TaskDecision]:
     """Per task with arms: the best arm by the first metric, paired tests of every other arm
-    against it (Holm-corrected within the task), cost per arm, break-even points and a verdict."""
+    against it (Holm-corrected within the task), cost per arm, break-even points, the arms that
+    cannot be told apart priced at `query_volume` (None: the run's) and a verdict."""
+    volume = run.query_volume if query_volume is None else query_volume
+    problem = query_volume_problem(volume)
+    if problem:
+        raise ConfigError(f"--query-volume: {problem}")
     out = {}
     for name, task in run.tasks.items():
         if not task.arms:
@@ -119,8 +203,9 @@ def decide(run: RunResults, *, seed: int = 0) -> dict[str, TaskDecision]:
         rows = {a: {p.id: p for p in run.predictions(a, name)} for a in task.arms}
         comparisons = _paired_tests(task, best, rows, seed)
         costs = {a: run.costs(a, name) for a in task.arms}
-        out[name] = TaskDecision(primary, best, comparisons, costs, break_even_points(costs),
-                                 verdict(name, task, primary, best, comparisons, costs))
+        text = verdict(name, task, primary, best, comparisons, costs, query_volume=volume, gpu=run.gpu)
+        out[name] = TaskDecision(primary, best, comparisons, costs, break_even_points(costs), text, volume,
+                                 price(costs, tied_arms(best, comparisons, primary), volume))
     return out
 
 
@@ -169,8 +254,45 @@ def break_even_points(costs: dict[str, ArmCosts]) -> list[BreakEven]:
             real = saved > LATENCY_NOISE * oc.latency_s
             why = None if real else ("never (not cheaper per query)" if saved <= 0 else
                                      f"never (latencies within {LATENCY_NOISE:.0%}: timing noise)")
-            out.append(BreakEven(ft, other, t, round(saved, 5), int(t / saved) + 1 if real else None, why))
+            out.append(BreakEven(ft, other, t, round(saved, 5), _repaid_after(t, saved) if real else None, why))
     return out
+
+
+def _repaid_after(extra_s: float, saved_s_per_query: float) -> int:
+    """The smallest number of queries whose savings exceed `extra_s` one-off seconds."""
+    return int(extra_s / saved_s_per_query) + 1
+
+
+def tied_arms(best: str, comparisons: dict[str, dict[str, PairedTest]], primary: str) -> list[str]:
+    """The best arm and every arm not significantly different from it (Holm-corrected), in that order."""
+    return [best, *[a for a, c in comparisons.items() if c[primary].p_holm >= ALPHA]]
+
+
+def crossover(a: str, ca: ArmCosts, b: str, cb: ArmCosts) -> Crossover | None:
+    """Where a and b swap places by total seconds; None when one costs less at every volume (or a
+    latency is missing). total(V) = train_s + V * latency_s; the lines cross at
+    (train_fast - train_slow) / (latency_slow - latency_fast) when that is positive."""
+    if ca.latency_s is None or cb.latency_s is None or ca.latency_s == cb.latency_s:
+        return None
+    (fast, cf), (slow, cs) = sorted([(a, ca), (b, cb)], key=lambda arm: arm[1].latency_s)
+    extra = (cf.train_s or 0.0) - (cs.train_s or 0.0)
+    if extra <= 0:  # cheaper per query and no dearer up front: cheaper at every volume
+        return None
+    saved = cs.latency_s - cf.latency_s
+    return Crossover(fast, slow, round(extra, 3), round(saved, 5), _repaid_after(extra, saved),
+                     saved <= LATENCY_NOISE * cs.latency_s)
+
+
+def price(costs: dict[str, ArmCosts], arms: list[str], query_volume: int) -> Pricing | None:
+    """The cheapest of `arms` in total seconds at `query_volume`, with every crossover between two
+    of them; None when fewer than two have a measured latency (there is nothing to choose between)."""
+    priced = [a for a in arms if costs[a].latency_s is not None]
+    if len(priced) < 2:
+        return None
+    cheapest = min(priced, key=lambda a: costs[a].total_s(query_volume))  # min keeps the first on a tie
+    pairs = [(a, b) for i, a in enumerate(priced) for b in priced[i + 1:]]
+    crossings = [x for a, b in pairs if (x := crossover(a, costs[a], b, costs[b])) is not None]
+    return Pricing(cheapest, round(costs[cheapest].total_s(query_volume), 3), crossings)
 
 
 def break_even(costs: dict[str, dict[str, Any]], s: Any = None, primary: str | None = None) -> list[dict[str, Any]]:
@@ -183,8 +305,10 @@ def _fmt_p(p: float) -> str:
 
 
 def verdict(task: str, s: TaskResults, primary: str, best: str, comparisons: dict[str, dict[str, PairedTest]],
-            costs: dict[str, ArmCosts]) -> str:
-    """One paragraph, never stronger than the statistics: significance after Holm correction."""
+            costs: dict[str, ArmCosts], *, query_volume: int = DEFAULT_QUERY_VOLUME, gpu: str | None = None) -> str:
+    """One paragraph, never stronger than the statistics: significance after Holm correction; among
+    the arms that cannot be told apart, the cheapest in total seconds at `query_volume` (on `gpu`
+    when the run used one) and the volume at which that answer changes."""
     est = s.arms[best].metrics[primary]
     floor = s.floor.metrics[primary].value if primary in s.floor.metrics else None
     text = f"On {task}, {best} scores highest on {primary}: {est.value:.3f} [{est.low:.3f}, {est.high:.3f}]."
@@ -194,7 +318,7 @@ def verdict(task: str, s: TaskResults, primary: str, best: str, comparisons: dic
         text += f" Its interval includes the floor ({floor:.3f}): no arm is clearly better than the no-skill baseline."
     if not comparisons:
         return text
-    ties = [a for a, c in comparisons.items() if c[primary].p_holm >= ALPHA]
+    ties = tied_arms(best, comparisons, primary)[1:]
     beaten = [a for a in comparisons if a not in ties]
 
     def listed(arms: list[str]) -> str:
@@ -207,10 +331,28 @@ def verdict(task: str, s: TaskResults, primary: str, best: str, comparisons: dic
     if ties:
         text += (f" There is no significant difference from {listed(ties)}; among those, the cheaper arm "
                  f"is the sensible choice.")
-        cheapest = min([best, *ties], key=lambda a: (costs[a].train_s or 0, costs[a].latency_s or 0))
-        if cheapest != best:
-            text += f" The cheapest of them is {cheapest}."
+        pricing = price(costs, [best, *ties], query_volume)
+        if pricing:
+            text += _pricing_sentence(pricing, query_volume, gpu)
     return text + _cost_sentence(best, costs[best])
+
+
+def _pricing_sentence(p: Pricing, query_volume: int, gpu: str | None) -> str:
+    """'At 10,000 queries the cheapest ... is lora (2,158 s in all); below 214 queries rag-k3 is cheaper.'"""
+    where = f", on a GPU: {gpu}" if gpu else ""  # seconds of the run's device; a GPU's are not a CPU's
+    text = (f" At {query_volume:,} queries the cheapest of the arms that cannot be told apart is {p.cheapest} "
+            f"({p.total_s:,.0f} s in all{where})")
+    below, above = p.cheaper_below, p.cheaper_from
+    flips = []
+    if below:
+        flips.append(f"below {below.queries:,} queries {below.cheaper_below} is cheaper{_noise(below)}")
+    if above:
+        flips.append(f"from {above.queries:,} queries {above.cheaper_from} is cheaper{_noise(above)}")
+    return text + ("; " + ", and ".join(flips) + "." if flips else "; it is the cheapest at every volume.")
+
+
+def _noise(c: Crossover) -> str:
+    return f" (a per-query difference within timing noise, {LATENCY_NOISE:.0%})" if c.within_noise else ""
 
 
 def _cost_sentence(best: str, c: ArmCosts) -> str:

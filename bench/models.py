@@ -60,6 +60,27 @@ def random_archs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 
+def local_path(spec: str) -> Path | None:
+    """The directory a model spec names, or None for an embedded name, a random: spec or a hub id.
+    A spec written as a path (starting with '/', '.', '~', or with a backslash or more than one '/')
+    is a path even when nothing is there; 'org/name' is a hub id unless a file or folder of that name exists."""
+    if spec in EMBEDDED or spec.startswith("random:"):
+        return None
+    written_as_path = spec.startswith(("/", ".", "~")) or "\\" in spec or spec.count("/") > 1
+    path = Path(spec).expanduser()
+    return path if written_as_path or path.exists() else None
+
+
+def check_model_spec(spec: str) -> None:
+    """Refuse, before anything loads, a local model path that is not a directory: tried as a hub id,
+    it failed with a hub error that sent the user looking for a network problem."""
+    path = local_path(spec)
+    if path is not None and not path.is_dir():
+        what = "is a file; expected a model directory (config.json and weights)" if path.is_file() else \
+            "does not exist; expected a model directory (config.json and weights)"
+        raise ModelError(f"model path '{spec}' {what}")
+
+
 def fingerprint(spec: str, seed: int = 0) -> str:
     """Identity of a model's weights, computed without loading it (so a cached run skips the load)."""
     if spec in EMBEDDED:
@@ -67,8 +88,8 @@ def fingerprint(spec: str, seed: int = 0) -> str:
         return f"{spec}@{e.distribution}=={_dist_version(e.distribution)}"
     if spec.startswith("random:"):
         return f"{spec}@{stable_hash(_random_config(spec[7:]))}:seed{seed}"
-    path = Path(spec)
-    if path.is_dir():
+    path = local_path(spec)
+    if path is not None and path.is_dir():
         files = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in path.iterdir() if p.is_file())
         return f"dir:{path.resolve()}@{stable_hash(files)}"
     return f"hub:{spec}"
@@ -107,6 +128,7 @@ def load_model(spec: str, *, device: str | None = None, dtype: str | None = None
     """Resolve and load; the tokenizer always has a pad token and a chat template."""
     import torch
 
+    check_model_spec(spec)
     dev = choose_device(device)
     dt = choose_dtype(dev, dtype)
     if spec in EMBEDDED:
@@ -114,7 +136,7 @@ def load_model(spec: str, *, device: str | None = None, dtype: str | None = None
     elif spec.startswith("random:"):
         model, tok = _load_random(spec[7:], seed)
     else:
-        model, tok = _load_pretrained(spec, trust_remote_code=trust_remote_code)
+        model, tok = _load_pretrained(str(local_path(spec) or spec), trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if not getattr(tok, "chat_template", None):

@@ -275,8 +275,9 @@ def run_changes(lm: Any, suite: Suite, changes: Sequence[str], *, task_name: str
     rows, first = [], None
     for change in ["(arm defaults)", *changes]:
         kw = {**ARM_DEFAULTS, "epochs": epochs, **(arm_overrides or {})}
-        if "=" in change:
-            key, value = change.split("=", 1)
+        # "a=1,b=2" is one row with both changes (the combination of single changes)
+        for part in change.split(",") if "=" in change else ():
+            key, value = part.split("=", 1)
             kw[key] = value
         start = time.perf_counter()
         model, costs = arm_train(lm, suite, task, kw, seed, log)
@@ -304,7 +305,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scoring", choices=SCORINGS, default="sum")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--changes", nargs="*", default=None,
-                   help="single-change table instead: the arm, then once per 'key=value' of the finetune spec")
+                   help="single-change table instead: the arm, then once per 'key=value' of the finetune spec "
+                        "('k1=v1,k2=v2' changes both in one row)")
     p.add_argument("--task", default=None, help="only this task: imbalanced or a suite task (default: parity on "
                                              "both imbalanced and clause_type; --changes on imbalanced)")
     p.add_argument("--learning-rate", type=float, default=None, help="for both trainers (default: 3e-4)")

@@ -22,6 +22,20 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+OUTSIDE_OPT_IN = "--allow-outside-paths"
+
+
+def outside_problem(root: Path, f: Path, allow_outside: bool) -> str | None:
+    """Why `f` may not be read, or None. Data must live in the suite folder `root` (after '..' and
+    symlinks are resolved): a suite from elsewhere could otherwise name any file the user can read
+    (an SSH key, a password file) and copy it into prompts, predictions and reports. The person
+    running the suite, not its author, opts out with --allow-outside-paths."""
+    if allow_outside or f.resolve().is_relative_to(root.resolve()):
+        return None
+    return (f"{shown_path(f)} lies outside the suite folder (an absolute path, '..' or a symlink); "
+            f"move it beside suite.yaml or pass {OUTSIDE_OPT_IN}")
+
+
 def read_records(f: Path, problems: list[Problem]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line or row number, record) from JSONL, CSV or parquet; bad lines become problems."""
     shown = shown_path(f)
@@ -51,7 +65,11 @@ def read_records(f: Path, problems: list[Problem]) -> Iterator[tuple[int, dict[s
         try:
             ds = datasets.load_dataset("csv" if suffix == ".csv" else "parquet", data_files=str(f), split="train")
         except Exception as e:  # datasets raises many types; the message is what the user needs
-            problems.append(Problem(shown, None, "", f"cannot read {suffix[1:]}: {str(e).splitlines()[0]}"))
+            # The type only: the library's message may quote the file's first line, and that line
+            # may be someone's secret if the path was wrong.
+            expected = "comma-separated values under a header row" if suffix == ".csv" else "a parquet table"
+            problems.append(Problem(shown, None, "", f"cannot read {suffix[1:]} ({type(e).__name__}); "
+                                                     f"expected {expected}"))
             return
         first = 2 if suffix == ".csv" else 1  # CSV: row 1 is the header
         for i, rec in enumerate(ds):

@@ -14,6 +14,8 @@ from .results import RunResults
 from .tables import ReportTables, Table, TaskTables
 
 BREAK_EVEN_HTML = "<p>Break-even: queries after which a fine-tune's training time is repaid by its cheaper queries.</p>"
+CROSSOVERS_HTML = ("<p>Crossovers: among arms that cannot be told apart, the query volume from which the arm with the "
+                   "cheaper queries costs less in all (training included).</p>")
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;\
 margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -62,6 +64,8 @@ def html_report(run: RunResults, decisions: dict[str, TaskDecision], tables: Rep
         sections += [f"<h{level}>{escape(table.title)}</h{level}>", html_table(table)]
     if tables.break_even:
         sections += [BREAK_EVEN_HTML, html_table(tables.break_even)]
+    if tables.crossovers:
+        sections += [CROSSOVERS_HTML, html_table(tables.crossovers)]
     if "loss" in pngs:
         sections.append(img(pngs["loss"], "training loss"))
     return page(f"{run.suite} report {run.run_dir.name}", sections)

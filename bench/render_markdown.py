@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import html
+
 from .decision import TaskDecision
 from .results import RunResults
 from .tables import ReportTables, Table, TaskTables
 
 BREAK_EVEN = ("Break-even: queries after which a fine-tune's training time is repaid by its cheaper queries "
               "(measured latency per query).")
+CROSSOVERS = ("Crossovers: among arms that cannot be told apart, the query volume from which the arm with the cheaper "
+              "queries costs less in all (training included).")
 
 
 def markdown_table(table: Table) -> list[str]:
-    """The table's lines; '|' inside a cell is escaped so it cannot split the cell."""
+    """The table's lines; each cell is escaped (`_cell`) so it cannot split the row or become HTML."""
     width = len(table.header)
     return [_row(table.header, width), "|" + "---|" * width, *[_row(r.cells, width) for r in table.rows]]
 
 
 def _row(cells: list[str], width: int) -> str:
     # blank tail cells are written '| |', as report.md always had them (keeps old reports comparable)
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" + " |" * (width - len(cells))
+    return "| " + " | ".join(_cell(c) for c in cells) + " |" + " |" * (width - len(cells))
+
+
+def _cell(text: str) -> str:
+    """A cell's text as Markdown that shows it literally: '|' would split the cell, and GitHub
+    renders raw HTML, so a label like '<script>' (here in a floor row) must arrive as text."""
+    return html.escape(text, quote=False).replace("|", "\\|")
 
 
 def markdown_report(run: RunResults, decisions: dict[str, TaskDecision], tables: ReportTables,
@@ -31,6 +41,8 @@ def markdown_report(run: RunResults, decisions: dict[str, TaskDecision], tables:
         lines += ["", f"{'##' if i == 0 else '###'} {table.title}", "", *markdown_table(table)]
     if tables.break_even:
         lines += ["", BREAK_EVEN, "", *markdown_table(tables.break_even)]
+    if tables.crossovers:
+        lines += ["", CROSSOVERS, "", *markdown_table(tables.crossovers)]
     if "loss" in plots:
         lines += ["", f"![training loss]({plots['loss']})"]
     lines += ["", f"## {tables.provenance.title}", "", *markdown_table(tables.provenance)]

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.table import Table as RichTable
 
+from .config import DEFAULT_QUERY_VOLUME
 from .decision import decide, decisions_from_json
 from .render_csv import csv_text
 from .render_html import html_report
@@ -24,15 +25,18 @@ from .tables import cost_tables as _cost_tables
 from .tables import report_tables, score_table
 
 
-def write_report(run_dir: Path | RunResults) -> dict[str, Path]:
+def write_report(run_dir: Path | RunResults, query_volume: int | None = None) -> dict[str, Path]:
     """Write report.md, report.html, results.csv, decision.json and plots/*.png; return their paths
-    (keys md, html, csv, decision). A RunResults already loaded is not read again."""
+    (keys md, html, csv, decision). A RunResults already loaded is not read again. `query_volume`
+    prices the verdicts (None: the run's, from its suite or `bench run --query-volume`); decision.json
+    records the one used."""
     from .plots import report_plots  # matplotlib is slow to import: only when figures are drawn
 
     run = _loaded(run_dir)
     folder = run.run_dir
-    decisions = decide(run, seed=run.seed)
-    tables = report_tables(run, decisions)
+    volume = run.query_volume if query_volume is None else query_volume
+    decisions = decide(run, seed=run.seed, query_volume=volume)
+    tables = report_tables(run, decisions, volume)
     pngs = report_plots(run, decisions)
     for name, data in pngs.items():
         path = folder / "plots" / f"{name}.png"
@@ -58,6 +62,20 @@ def terminal_tables(run_dir: Path | RunResults, decision: dict[str, Any] | None 
             for name, task in run.tasks.items()]
 
 
+def terminal_cost_table(run_dir: Path | RunResults, decision: dict[str, Any]) -> RichTable:
+    """The costs summary (latency, prompt tokens, training and the total at the query volume that
+    decision.json priced at) for the terminal."""
+    run = _loaded(run_dir)
+    decisions = decisions_from_json(decision)
+    volume = next((d.query_volume for d in decisions.values()), run.query_volume)
+    summary = _cost_tables({t: d.costs for t, d in decisions.items()}, run.arm_kinds, volume)[0]
+    return rich_table(summary, title=f"{run.suite} · costs (seconds of the run's {_device(run)})")
+
+
+def _device(run: RunResults) -> str:
+    return f"GPU, {run.gpu}" if run.gpu else "CPU"
+
+
 def _loaded(run: Path | RunResults) -> RunResults:
     return run if isinstance(run, RunResults) else load_run(run)
 
@@ -66,4 +84,5 @@ def cost_tables(decision: dict[str, Any], run: dict[str, Any]) -> list[tuple[str
     """The cost tables as (title, header, rows) from decision.json's and run.json's content (for scripts)."""
     costs = {task: {a: ArmCosts.from_json(c) for a, c in d["costs"].items()} for task, d in decision.items()}
     kinds = {a["name"]: a["arm"] for a in run.get("spec", {}).get("arms", [])}
-    return [(t.title, t.header, [r.cells for r in t.rows]) for t in _cost_tables(costs, kinds)]
+    volume = next((d.get("query_volume", DEFAULT_QUERY_VOLUME) for d in decision.values()), DEFAULT_QUERY_VOLUME)
+    return [(t.title, t.header, [r.cells for r in t.rows]) for t in _cost_tables(costs, kinds, volume)]

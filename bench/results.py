@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import DEFAULT_QUERY_VOLUME
 from .errors import ConfigError
 from .predictions import ScoredPrediction
 from .stats import Estimate
@@ -97,6 +98,14 @@ class ArmCosts:
                 return float(value)
         return None
 
+    def total_s(self, queries: int) -> float | None:
+        """One-off training seconds plus `queries` times the seconds per query; None without a measured
+        latency. A retrieval variant built on a fine-tune reports that fine-tune's training as its own
+        (the rag arm's Costs carry the provider's TrainingCosts), so its total includes it."""
+        if self.latency_s is None:
+            return None
+        return (self.train_s or 0.0) + queries * self.latency_s
+
     def to_json(self) -> dict[str, Scalar]:
         """The flat form decision.json stores: the four measured keys first, then the reported ones."""
         return {"latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens, "predict_s": self.predict_s,
@@ -173,6 +182,12 @@ class RunResults:
     """Every (arm variant, task) the run made, in order."""
     test_hashes: dict[str, str | None]
     """Task -> hash of its test examples (runs compare only where these agree)."""
+    query_volume: int = DEFAULT_QUERY_VOLUME
+    """Queries the verdicts price each arm at: run.json's resolved spec (the suite's `query_volume`, or
+    `bench run --query-volume`); the default for runs recorded before the setting existed."""
+    gpu: str | None = None
+    """The GPU that ran the arms (run.json's hardware), when the run's device was CUDA; None on CPU. Every
+    cost is seconds of the run's device, so a verdict priced on a GPU says so."""
 
     def cell(self, arm: str, task: str) -> Cell | None:
         # the last record wins, as it did when the cells were gathered into a dict
@@ -215,7 +230,9 @@ def load_run(run_dir: Path) -> RunResults:
         model_load_s=timings["model_load_s"],
         arm_kinds={a["name"]: a["arm"] for a in run.get("spec", {}).get("arms", [])},
         cells=[_cell(c) for c in run["cells"]],
-        test_hashes={t: d.get("test_hash") for t, d in run.get("data", {}).items()})
+        test_hashes={t: d.get("test_hash") for t, d in run.get("data", {}).items()},
+        query_volume=run.get("spec", {}).get("query_volume", DEFAULT_QUERY_VOLUME),
+        gpu=(run.get("hardware", {}).get("gpu") or "a GPU") if model["device"].startswith("cuda") else None)
 
 
 def load_predictions(run_dir: Path, arm: str, task: str) -> list[ScoredPrediction]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .arms import Arm, ArmContext, build_arms, run_order, suite_context
-from .config import unknown_name
+from .config import DEFAULT_QUERY_VOLUME, query_volume_problem, unknown_name
 from .data import examples_hash, stable_hash
 from .errors import ConfigError
-from .models import LoadedModel, cache_root, choose_device, choose_dtype, fingerprint, load_model
+from .models import LoadedModel, cache_root, check_model_spec, choose_device, choose_dtype, fingerprint, load_model
 from .predictions import Prediction, ScoredPrediction
 from .scoring import retrieval_scores, score_floor, score_predictions
 from .store import PredictionCache, code_fingerprint, environment, new_run_dir, write_json, write_jsonl
@@ -52,6 +52,25 @@ class RunOptions:
     trust_remote_code: bool = field(default=False, metadata=_opt("allow a hub model's own code to run"))
     n_boot: int = field(default=1000, metadata=_opt("bootstrap resamples for confidence intervals"))
     retrain: bool = field(default=False, metadata=_opt("retrain fine-tuned variants even when cached"))
+    query_volume: int | None = field(default=None, metadata=_opt(
+        "queries the verdict prices each arm at, training included (default: the suite's query_volume, "
+        f"{DEFAULT_QUERY_VOLUME} unless it sets one)"))
+
+    allow_outside_paths: bool = field(default=False, metadata=_opt(
+        "read data and corpus files that lie outside the suite folder (absolute paths, '..', symlinks)"))
+
+    def __post_init__(self) -> None:
+        # Refused before anything loads: a 0 limit runs and reports on nothing, a 0 batch size
+        # silently became the default while run.json recorded 0, and a negative limit failed
+        # inside random.sample without naming the option.
+        for name in ("limit", "batch_size", "n_boot"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        # checked here, before a model loads, rather than when the report prices the finished run
+        problem = query_volume_problem(self.query_volume) if self.query_volume is not None else None
+        if problem:
+            raise ConfigError(f"--query-volume: {problem}")
 
 
 @dataclass(frozen=True)
@@ -81,9 +100,12 @@ def select(kind: str, wanted: list[str] | None, known: list[str]) -> list[str]:
 
 def plan_run(name: str, opts: RunOptions) -> Plan:
     kw = {"profile": opts.profile} if opts.profile else {}
-    suite = load_suite(name, limit=opts.limit, **kw)
+    suite = load_suite(name, limit=opts.limit, allow_outside=opts.allow_outside_paths, **kw)
+    if opts.query_volume is not None:  # run.json's resolved spec records the volume the report prices at
+        suite = replace(suite, spec=suite.spec.model_copy(update={"query_volume": opts.query_volume}))
     spec = suite.spec
     model_spec = opts.model or spec.model
+    check_model_spec(model_spec)  # now, not when the first cell loads it into a fresh run directory
     device = choose_device(opts.device)
     arms = build_arms(spec.arms)
     selected = select("arm variant", opts.arms, [a.name for a in spec.arms])
@@ -166,7 +188,8 @@ class CellRunner:
         return stable_hash({
             "model": p.model_id, "device": p.device.split(":")[0], "dtype": p.dtype, "seed": p.suite.spec.seed,
             "arm": arm.cache_key(self.ctx, task), "code": self.code,
-            "task": task.spec.model_dump(exclude={"limit", "metrics", "description"}),
+            # `update` names fields for the knowledge-update experiment; it changes no prediction
+            "task": task.spec.model_dump(exclude={"limit", "metrics", "description", "update"}),
             "test": examples_hash(task.split("test")), "train": examples_hash(task.split("train"))})
 
     def predictions(self, arm_name: str, task: Task, key: str) -> tuple[list[Prediction], dict[str, Any], bool]:

@@ -9,17 +9,33 @@ parquet through `datasets`), hub datasets through `datasets.load_dataset`, and t
 
 from __future__ import annotations
 
+import difflib
 import os
 import random
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import SPLITS, ArmSpec, Profile, SuiteError, SuiteSpec, TaskSpec, parse_suite_yaml, unknown_name
+from .config import (
+    SPLITS,
+    ArmSpec,
+    DataSpec,
+    Profile,
+    SuiteError,
+    SuiteSpec,
+    TaskKind,
+    TaskSpec,
+    composition_problem,
+    parse_suite_yaml,
+    unknown_name,
+)
 from .corpus import load_corpus
 from .data import Document, Example
-from .records import read_records, shown_path
+from .experiments import update_checks
+from .records import outside_problem, read_records, shown_path
+from .suite_checks import check_arm_needs, check_gold_documents
 from .yaml_problems import Problem, yaml_line
 
 SUITE_FILE = "suite.yaml"
@@ -93,29 +109,38 @@ def find_suite(name_or_path: str) -> Path:
 
 
 def load_suite(name_or_path: str, *, profile: str | None = None, apply_limits: bool = True,
-               limit: int | None = None) -> Suite:
+               limit: int | None = None, allow_outside: bool = False) -> Suite:
     """Load and check a suite; raise SuiteError with every problem found.
 
     Every profile of the suite is checked whichever one is chosen, so `bench validate SUITE`
     covers them all. `profile` applies that profile's arms and limits (an unknown name is a
     ConfigError naming the known ones); `limit` caps every task's test split (a seeded
-    subsample) for quick runs.
+    subsample) for quick runs. Data and corpus files must lie in the suite's folder unless
+    `allow_outside` (--allow-outside-paths) says otherwise.
     """
     path = find_suite(name_or_path)
     try:
         declared = parse_suite_yaml(path)
     except SuiteError as e:
-        raise SuiteError(e.problems + _problems_of_valid_tasks(path)) from e
+        raise SuiteError(e.problems + _problems_of_valid_tasks(path, allow_outside)) from e
     spec = declared.resolve(profile)
     problems: list[Problem] = []
-    tasks = {t.name: _load_task(path, i, t, spec.seed, problems, apply_limits, limit) for i, t in enumerate(spec.tasks)}
-    corpus = load_corpus(path, spec, problems)
+    tasks = {t.name: _load_task(path, i, t, spec.seed, problems, apply_limits, limit, allow_outside)
+             for i, t in enumerate(spec.tasks)}
+    before_corpus = len(problems)
+    corpus = load_corpus(path, spec, problems, allow_outside=allow_outside)
+    corpus_ok = len(problems) == before_corpus  # gold ids are checked against a corpus that loaded whole
     for i, t in enumerate(spec.tasks):
-        problems += _check_metrics(path, i, t)
+        problems += _check_metrics(path, i, t.kind, t.metrics)
+        if corpus_ok:
+            problems += check_gold_documents(path, i, tasks[t.name], corpus if declared.corpus else None)
+        problems += update_checks.task_problems(path, i, tasks[t.name], declared.corpus, corpus if corpus_ok else None)
     problems += _check_arms(path, ("arms",), declared.arms, tasks)
+    problems += check_arm_needs(path, ("arms",), declared.arms, tasks, bool(declared.corpus))
     problems += _check_compositions(path, ("arms",), declared.arms, bool(declared.corpus))
     for name, p in declared.profiles.items():
         problems += _check_profile(path, name, p, tasks)
+        problems += check_arm_needs(path, ("profiles", name, "arms"), p.arms or [], tasks, bool(declared.corpus))
         if p.arms:
             problems += _check_compositions(path, ("profiles", name, "arms"), p.arms, bool(declared.corpus))
     if problems:
@@ -129,9 +154,10 @@ def list_profiles(name_or_path: str) -> dict[str, Profile]:
     return parse_suite_yaml(find_suite(name_or_path)).profiles
 
 
-def _problems_of_valid_tasks(path: Path) -> list[Problem]:
-    """When suite.yaml has schema errors, still check the data of every task that parses,
-    so one `bench validate` lists every problem at once."""
+def _problems_of_valid_tasks(path: Path, allow_outside: bool) -> list[Problem]:
+    """When suite.yaml has schema errors, still check the data of every task that parses, and
+    the data files and metric names of every task that does not, so one `bench validate` lists
+    every problem at once."""
     import yaml
     from pydantic import ValidationError
 
@@ -145,18 +171,43 @@ def _problems_of_valid_tasks(path: Path) -> list[Problem]:
         try:
             task = TaskSpec.model_validate(t)
         except ValidationError:
+            problems += _problems_of_invalid_task(path, i, t, allow_outside)
             continue
-        _load_task(path, i, task, 0, problems, apply_limits=False, limit=None)
-        problems += _check_metrics(path, i, task)
+        _load_task(path, i, task, 0, problems, False, None, allow_outside)
+        problems += _check_metrics(path, i, task.kind, task.metrics)
+    return problems
+
+
+def _problems_of_invalid_task(path: Path, index: int, raw: Any, allow_outside: bool) -> list[Problem]:
+    """A task with a schema error cannot be loaded, but its data files can still be looked for and
+    its metric names checked: a typo in one field should not hide a missing file."""
+    from pydantic import ValidationError
+
+    if not isinstance(raw, dict):
+        return []
+    problems: list[Problem] = []
+    name = raw["name"] if isinstance(raw.get("name"), str) else f"tasks[{index}]"
+    try:
+        data = DataSpec.model_validate(raw.get("data"))
+    except ValidationError:
+        data = None  # the schema problem already names what is wrong with `data`
+    if data is not None:
+        _data_files(path, index, name, data, problems, allow_outside)
+    metrics = raw.get("metrics")
+    if isinstance(metrics, list) and all(isinstance(m, str) for m in metrics):
+        kind = raw.get("kind") if raw.get("kind") in typing.get_args(TaskKind) else None
+        problems += _check_metrics(path, index, kind, metrics)
     return problems
 
 
 def _load_task(path: Path, index: int, task: TaskSpec, seed: int, problems: list[Problem],
-               apply_limits: bool, limit: int | None) -> Task:
+               apply_limits: bool, limit: int | None, allow_outside: bool) -> Task:
     by_split: dict[str, list[Example]] = {s: [] for s in SPLITS}
     seen_ids: dict[str, str] = {}
-    sources = _sources(path, index, task, problems)
+    sources = _sources(path, index, task, problems, allow_outside)
+    troubled: set[str | None] = set()  # sources (by split; None: the one file) that had problems of their own
     for split_hint, shown, rows in sources:
+        before = len(problems)
         for line, rec in rows:
             where = (shown, line)
             ex = _example(task, rec, split_hint, where, problems)
@@ -168,14 +219,18 @@ def _load_task(path: Path, index: int, task: TaskSpec, seed: int, problems: list
                 continue
             seen_ids[ex.id] = f"{shown}:{line}" if line else shown
             by_split[ex.split].append(ex)
+        if len(problems) > before:
+            troubled.add(split_hint)
     yaml_shown = shown_path(path)
     declared = set(task.data.files or {}) | set((task.data.hub.splits if task.data.hub else {}) or {})
     required = declared or {"train", "test"}
-    if sources:
-        for s in SPLITS:
-            if s in required and not by_split[s]:
-                problems.append(Problem(yaml_shown, yaml_line(path, ("tasks", index, "data")), f"task {task.name}",
-                                        f"split '{s}' is empty; expected at least one example"))
+    read_cleanly = {hint for hint, _, _ in sources} - troubled
+    for s in SPLITS:
+        # An empty split is a problem of its own only when its source was read without one: a
+        # missing, unreadable or outside file, or bad rows, already say why it is empty.
+        if s in required and not by_split[s] and {s, None} & read_cleanly:
+            problems.append(Problem(yaml_shown, yaml_line(path, ("tasks", index, "data")), f"task {task.name}",
+                                    f"split '{s}' is empty; expected at least one example"))
     full_sizes = {s: len(v) for s, v in by_split.items()}
     caps = dict(task.limit or {}) if apply_limits else {}
     if limit is not None:
@@ -187,26 +242,34 @@ def _load_task(path: Path, index: int, task: TaskSpec, seed: int, problems: list
     return Task(spec=task, examples={s: v for s, v in by_split.items() if v}, full_sizes=full_sizes)
 
 
-def _sources(path: Path, index: int, task: TaskSpec, problems: list[Problem]) -> list[tuple[str | None, str, Iterator]]:
+def _sources(path: Path, index: int, task: TaskSpec, problems: list[Problem],
+             allow_outside: bool) -> list[tuple[str | None, str, Iterator]]:
     """(split or None when the record names it, shown file name, iterator of (line, record))."""
-    data, base, out = task.data, path.parent, []
-    if data.files:
-        for split, rel in data.files.items():
-            f = base / rel
-            if not f.is_file():
-                problems.append(Problem(shown_path(path), yaml_line(path, ("tasks", index, "data", "files", split)),
-                                        f"task {task.name}: data.files.{split}", f"file not found: {shown_path(f)}"))
-                continue
-            out.append((split, shown_path(f), list(read_records(f, problems))))
-    elif data.file:
-        f = base / data.file
-        if not f.is_file():
-            problems.append(Problem(shown_path(path), yaml_line(path, ("tasks", index, "data", "file")),
-                                    f"task {task.name}: data.file", f"file not found: {shown_path(f)}"))
+    if task.data.hub:
+        return _hub_sources(task, problems, shown_path(path))
+    return [(split, shown_path(f), read_records(f, problems))  # read as the caller iterates
+            for split, f in _data_files(path, index, task.name, task.data, problems, allow_outside)]
+
+
+def _data_files(path: Path, index: int, task_name: str, data: DataSpec, problems: list[Problem],
+                allow_outside: bool) -> list[tuple[str | None, Path]]:
+    """(split, or None when the records name it; file) for each data file that exists and may be
+    read; every other one becomes a problem at its line of suite.yaml."""
+    named: list[tuple[str | None, tuple[str, ...], str]] = [
+        (split, ("files", split), rel) for split, rel in (data.files or {}).items()]
+    if data.file:
+        named.append((None, ("file",), data.file))
+    out = []
+    for split, key, rel in named:
+        f = path.parent / rel
+        why = outside_problem(path.parent, f, allow_outside)  # before is_file: say nothing of files outside
+        if why is None and not f.is_file():
+            why = f"file not found: {shown_path(f)}"
+        if why:
+            problems.append(Problem(shown_path(path), yaml_line(path, ("tasks", index, "data", *key)),
+                                    f"task {task_name}: data.{'.'.join(key)}", why))
         else:
-            out.append((None, shown_path(f), list(read_records(f, problems))))
-    elif data.hub:
-        out += _hub_sources(task, problems, shown_path(path))
+            out.append((split, f))
     return out
 
 
@@ -233,8 +296,7 @@ def _example(task: TaskSpec, rec: dict[str, Any], split_hint: str | None, where:
 
     def need(key: str) -> Any:
         if key not in rec or rec[key] is None:
-            keys = ", ".join(sorted(rec)) or "none"
-            problems.append(Problem(shown, line, key, f"missing; expected the field '{key}' (record keys: {keys})"))
+            problems.append(Problem(shown, line, key, _missing(key, rec)))
             return None
         return rec[key]
 
@@ -245,29 +307,93 @@ def _example(task: TaskSpec, rec: dict[str, Any], split_hint: str | None, where:
         if split is not None and split not in SPLITS:
             problems.append(Problem(shown, line, task.data.split_field,
                                     f"expected one of {', '.join(SPLITS)}, got {split!r}"))
-    if rid is not None and not isinstance(rid, (str, int)):
+    if rid is not None and _as_text(rid) is None:
         problems.append(Problem(shown, line, task.id_field,
-                                f"expected a string or integer id, got {type(rid).__name__}"))
+                                f"expected a non-empty string or whole-number id, got {_described(rid)}"))
     if text is not None and (not isinstance(text, str) or not text.strip()):
-        problems.append(Problem(shown, line, task.input_field, "expected non-empty text"))
+        problems.append(Problem(shown, line, task.input_field, f"expected non-empty text, got {_described(text)}"))
     targets: tuple[str, ...] = ()
     if target is not None:
-        if isinstance(target, str) and target.strip():
-            targets = (target,)
-        elif isinstance(target, list) and target and all(isinstance(t, str) and t.strip() for t in target):
-            targets = tuple(target)
-        else:
-            problems.append(Problem(shown, line, task.target_field,
-                                    "expected non-empty text or a non-empty list of texts"))
-    if task.labels and targets:
-        for t in targets:
-            if t not in task.labels:
-                problems.append(Problem(shown, line, task.target_field, unknown_name("label", t, task.labels)))
+        targets, why = _targets(task, target)
+        if why:
+            problems.append(Problem(shown, line, task.target_field, why))
+    gold, why = _gold_document(task, rec)
+    if why:
+        problems.append(Problem(shown, line, str(task.gold_doc_field), why))
+    problems += update_checks.record_problems(task, rec, shown, line)
     if len(problems) > bad:
         return None
     own = (task.id_field, task.input_field, task.target_field, task.data.split_field)
     meta = {k: v for k, v in rec.items() if k not in own}
+    if gold is not None:
+        meta[str(task.gold_doc_field)] = gold  # as text, as corpus document ids are
     return Example(id=str(rid), input=text, targets=targets, split=split, meta=meta)
+
+
+def _missing(key: str, rec: dict[str, Any]) -> str:
+    """A missing field, with the record's closest field name but not all of them: a CSV's field
+    names are its first line, which may be anything when the data path was wrong."""
+    if key in rec:
+        return f"is null; expected a value in the field '{key}'"
+    close = difflib.get_close_matches(key, [str(k) for k in rec], n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"missing; expected the field '{key}' (not among the record's {len(rec)} fields{hint})"
+
+
+def _as_text(value: Any) -> str | None:
+    """A field value as text, or None when it is none. Whole numbers count as their digits: a CSV
+    column of 0/1 labels or of numeric ids is read as numbers. Booleans and fractions do not: a
+    boolean id would silently become 'True', and 3.50 reads back as 3.5."""
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _described(value: Any) -> str:
+    """What a value is, for a problem; never its contents, which may be long or private."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return "empty text" if not value.strip() else "text"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def _targets(task: TaskSpec, value: Any) -> tuple[tuple[str, ...], str | None]:
+    """The references a target value holds, or why it holds none."""
+    if task.kind == "classification":
+        if isinstance(value, list):
+            return (), (f"expected one label, got a list of {len(value)}; a classification example has exactly "
+                        "one label (with a list, any prediction in it would count as correct)")
+        label = _as_text(value)
+        if label is None:
+            return (), f"expected a label, got {_described(value)}"
+        if label not in (task.labels or []):
+            number = "" if isinstance(value, str) else f"; the value is the number {value}"
+            return (), unknown_name("label", label, task.labels or []) + number
+        return (label,), None
+    values = value if isinstance(value, list) else [value]
+    texts = [_as_text(v) for v in values]
+    if not values or None in texts:
+        got = _described(values[texts.index(None)]) if values else "an empty list"
+        return (), f"expected non-empty text or a non-empty list of texts, got {got}"
+    return tuple(t for t in texts if t is not None), None
+
+
+def _gold_document(task: TaskSpec, rec: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the id of the example's gold corpus document as text, or None; why it is unusable, or None)."""
+    value = rec.get(task.gold_doc_field) if task.gold_doc_field else None
+    if value is None:
+        return None, None  # not every example needs a gold document
+    doc_id = _as_text(value)
+    if doc_id is None:
+        return None, f"expected a document id (text or a whole number), got {_described(value)}"
+    return doc_id, None
 
 
 def _check_arms(path: Path, at: tuple[str, ...], arms: list[ArmSpec], tasks: dict[str, Task]) -> list[Problem]:
@@ -293,7 +419,13 @@ def _check_compositions(path: Path, at: tuple[str, ...], arms: list[ArmSpec], ha
     """What a retrieval variant needs that another part of the suite must supply: the fine-tune
     variant named by `finetuned:` (in the same arm list) and, in corpus mode, a corpus."""
     out, shown, kinds = [], ".".join(at), {a.name: a.arm for a in arms}
+    by_name = {a.name: a for a in arms}
     for i, arm in enumerate(arms):
+        if arm.arm == "finetune" and arm.retrieval_from:
+            what = composition_problem(arm, by_name)
+            if what:
+                out.append(Problem(shown_path(path), yaml_line(path, (*at, i, "retrieval_from")),
+                                   f"{shown}[{i}].retrieval_from", what))
         if arm.arm != "rag":
             continue
         if arm.finetuned and kinds.get(arm.finetuned) != "finetune":
@@ -320,18 +452,19 @@ def _check_profile(path: Path, name: str, profile: Profile, tasks: dict[str, Tas
     return out
 
 
-def _check_metrics(path: Path, index: int, task: TaskSpec) -> list[Problem]:
-    """The one place metric names are checked (also for the tasks that parse when others do not)."""
+def _check_metrics(path: Path, index: int, kind: str | None, metrics: list[str]) -> list[Problem]:
+    """The one place metric names are checked (also for tasks with schema errors; `kind` None:
+    the task's kind is itself wrong, so only the names are checked)."""
     from .metrics import METRICS
 
     out, line, shown = [], yaml_line(path, ("tasks", index, "metrics")), f"tasks[{index}].metrics"
-    for m in task.metrics:
+    for m in metrics:
         if m.startswith("evaluate:"):
             continue  # loaded (and checked) when scoring: it may need a network
         if m not in METRICS:
             out.append(Problem(shown_path(path), line, shown, unknown_name("metric", m, list(METRICS))))
-        elif task.kind not in METRICS[m].kinds:
+        elif kind is not None and kind not in METRICS[m].kinds:
             out.append(Problem(shown_path(path), line, shown,
-                               f"metric '{m}' does not apply to {task.kind} tasks "
+                               f"metric '{m}' does not apply to {kind} tasks "
                                f"(it is for {', '.join(METRICS[m].kinds)})"))
     return out

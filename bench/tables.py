@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .decision import ALPHA, BreakEven, PairedTest, TaskDecision
+from .config import DEFAULT_QUERY_VOLUME
+from .decision import ALPHA, BreakEven, PairedTest, TaskDecision, rounded_s
 from .results import ArmCosts, Estimate, RunResults, TaskResults
 
 SAMPLES = 4  # sample predictions per task in report.html
@@ -126,18 +127,28 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def cost_tables(costs: dict[str, dict[str, ArmCosts]], arm_kinds: dict[str, str]) -> list[Table]:
-    """First what every arm has (latency, prompt tokens, training time), then per arm kind
-    everything else it measured, transposed (one row per item, one column per variant and
-    task). One table of every key was 49 columns wide for the legal run: unreadable on screen
-    and in a paper. `costs`: task -> arm variant -> costs."""
+def total_text(costs: ArmCosts, query_volume: int) -> str:
+    """'2,158': whole seconds of training plus `query_volume` queries; '' without a measured latency."""
+    total = costs.total_s(query_volume)
+    return "" if total is None else f"{total:,.0f}"
+
+
+def cost_tables(costs: dict[str, dict[str, ArmCosts]], arm_kinds: dict[str, str],
+                query_volume: int = DEFAULT_QUERY_VOLUME) -> list[Table]:
+    """First what every arm has (latency, prompt tokens, training time, and the total at the query
+    volume the verdicts price at), then per arm kind everything else it measured, transposed (one row
+    per item, one column per variant and task). One table of every key was 49 columns wide for the
+    legal run: unreadable on screen and in a paper. `costs`: task -> arm variant -> costs."""
     summary, by_kind = [], {}
     for task, arms in costs.items():
         for arm, c in arms.items():
             values = {**c.to_json(), "train_s": c.train_s}
-            summary.append(Row([task, arm, *[_text(values.get(k)) for k, _ in SUMMARY_COSTS]]))
+            summary.append(Row([task, arm, *[_text(values.get(k)) for k, _ in SUMMARY_COSTS],
+                                total_text(c, query_volume)]))
             by_kind.setdefault(arm_kinds.get(arm, "other"), []).append((task, arm, c.reported))
-    out = [Table("Costs", ["task", "arm variant", *[label for _, label in SUMMARY_COSTS]], summary, numeric_from=2)]
+    header = ["task", "arm variant", *[label for _, label in SUMMARY_COSTS], f"total s at {query_volume:,} queries"]
+    out = [Table("Costs", header, summary, numeric_from=2,
+                 notes=[f"total: training s + {query_volume:,} x latency s / query (the verdicts' query volume)"])]
     shown = {k for k, _ in SUMMARY_COSTS}
     for kind, cells in by_kind.items():
         keys = list(dict.fromkeys(k for _, _, reported in cells for k, v in reported.items()
@@ -163,6 +174,21 @@ def break_even_table(decisions: dict[str, TaskDecision]) -> Table | None:
                  numeric_from=3)
 
 
+def crossover_table(decisions: dict[str, TaskDecision]) -> Table | None:
+    """Per task, every pair of arms that cannot be told apart whose order by total seconds changes with
+    the query volume; None when no task has one."""
+    rows = []
+    for task, d in decisions.items():
+        for c in d.pricing.crossovers if d.pricing else []:
+            queries = f"{c.queries:,}" + (" (timing noise)" if c.within_noise else "")
+            rows.append(Row([task, c.cheaper_below, c.cheaper_from, f"{c.extra_train_s:.0f}", str(c.saved_s_per_query),
+                             queries]))
+    if not rows:
+        return None
+    return Table("Crossovers", ["task", "cheaper below", "cheaper from", "extra training s", "saved s per query",
+                                "queries"], rows, numeric_from=3)
+
+
 def provenance_table(run: RunResults) -> Table:
     """Per (arm variant, task): scoring mode, cache, prediction time, latency, prompt length."""
     rows = []
@@ -177,12 +203,12 @@ def provenance_table(run: RunResults) -> Table:
 def results_table(run: RunResults, decisions: dict[str, TaskDecision]) -> Table:
     """Long format for pandas (results.csv): one row per (task, arm, metric), the floor included."""
     header = ["task", "arm", "metric", "value", "low", "high", "n", "diff_vs_best", "p_holm_vs_best", "is_best",
-              "latency_s", "prompt_tokens", "train_s", "mode"]
+              "latency_s", "prompt_tokens", "train_s", "mode", "query_volume", "total_s"]
     rows = []
     for name, task in run.tasks.items():
         for m in task.metrics:
             f = task.floor.metrics[m]
-            rows.append(Row([name, "floor", m, *map(str, (f.value, f.low, f.high, f.n)), *[""] * 7]))
+            rows.append(Row([name, "floor", m, *map(str, (f.value, f.low, f.high, f.n)), *[""] * 9]))
         for arm, scores in task.arms.items():
             d = decisions[name]
             c = d.costs[arm]
@@ -191,7 +217,7 @@ def results_table(run: RunResults, decisions: dict[str, TaskDecision]) -> Table:
                 rows.append(Row([name, arm, m, *map(str, (e.value, e.low, e.high, e.n)),
                                  str(test.difference if test else 0.0), _text(test.p_holm if test else None),
                                  str(arm == d.best), _text(c.latency_s), _text(c.prompt_tokens), _text(c.train_s),
-                                 scores.mode]))
+                                 scores.mode, str(d.query_volume), _text(rounded_s(d.total_s(arm)))]))
     return Table("Results", header, rows)
 
 
@@ -207,15 +233,19 @@ class ReportTables:
     """The costs summary, then one table of details per arm kind."""
     break_even: Table | None
     """Break-even points; None without a fine-tune."""
+    crossovers: Table | None
+    """Query volumes at which arms that cannot be told apart swap places by total cost; None without any."""
     provenance: Table
     """How each score was produced: mode, cache, timings."""
     results: Table
     """Every (task, arm, metric) in long format (results.csv)."""
 
 
-def report_tables(run: RunResults, decisions: dict[str, TaskDecision]) -> ReportTables:
+def report_tables(run: RunResults, decisions: dict[str, TaskDecision], query_volume: int | None = None) -> ReportTables:
+    """`query_volume`: the one the decisions priced at (None: the run's)."""
     costs = {task: d.costs for task, d in decisions.items()}
+    volume = run.query_volume if query_volume is None else query_volume
     return ReportTables(task_tables(run, decisions),
                         {name: samples_table(run, task) for name, task in run.tasks.items() if task.arms},
-                        cost_tables(costs, run.arm_kinds), break_even_table(decisions), provenance_table(run),
-                        results_table(run, decisions))
+                        cost_tables(costs, run.arm_kinds, volume), break_even_table(decisions),
+                        crossover_table(decisions), provenance_table(run), results_table(run, decisions))

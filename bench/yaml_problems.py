@@ -49,6 +49,8 @@ def problem_from_error(shown: str, root: yaml.Node | None, raw: Any, err: dict[s
     field = _dotted(loc)
     line = _line_of(root, loc)
     kind, msg = err["type"], err["msg"]
+    if loc and loc[-1] == "[key]":  # a mapping's key failed (a profile name): name the mapping and the key
+        field = f"{_dotted(loc[:-2])}: key {loc[-2]!r}"
     if kind == "extra_forbidden":
         parent_model = _model_at(loc[:-1], raw, schema)
         known = list(parent_model.model_fields) if parent_model else []
@@ -75,6 +77,33 @@ def yaml_line(path: Path, loc: tuple[Any, ...]) -> int | None:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     return _line_of(root, loc)
+
+
+def duplicate_keys(shown: str, root: yaml.Node | None) -> list[Problem]:
+    """Keys given twice in one mapping. A YAML loader keeps the last silently (a second `arms:`
+    replaces the first), so each repeat is a Problem naming both lines."""
+    out: list[Problem] = []
+    _find_duplicates(shown, root, (), out)
+    return out
+
+
+def _find_duplicates(shown: str, node: yaml.Node | None, loc: tuple[Any, ...], out: list[Problem]) -> None:
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _find_duplicates(shown, item, (*loc, i), out)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges a mapping in; it is not a key of its own
+            line = key.start_mark.line + 1
+            if key.value in first:
+                out.append(Problem(shown, line, _dotted((*loc, key.value)),
+                                   f"key given twice (lines {first[key.value]} and {line}); "
+                                   "YAML would silently keep only the last: remove one"))
+            else:
+                first[key.value] = line
+            _find_duplicates(shown, value, (*loc, key.value), out)
 
 
 def _yaml_path(raw: Any, loc: tuple[Any, ...], schema: Schema) -> tuple[Any, ...]:

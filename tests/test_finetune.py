@@ -309,3 +309,22 @@ def test_lora_adapters_start_from_the_run_seed_whatever_ran_before(tiny):
         inits.append({n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n})
     assert inits[0] and inits[0].keys() == inits[1].keys()
     assert all(torch.equal(inits[0][n], inits[1][n]) for n in inits[0])
+
+
+def test_each_evaluation_logs_and_records_the_predicted_label_distribution(env, tiny):
+    """A model collapsing onto one label is visible while it trains: every evaluation logs the
+    metric with the predicted-label shares, and the training log keeps the top label's share."""
+    suite = load_suite(str(toy_suite(env / "s")))
+    task, logs = suite.tasks["colour"], []
+    arm = arm_for(spec(epochs=2))
+    arm.trained_model(make_ctx(suite, tiny, logs=logs), task)
+    lines = [m for m in logs if "evaluation on 6 validation examples of colour" in m]
+    assert len(lines) == 2 and all("accuracy" in m and "predicted" in m for m in lines)
+    shares = [h["eval_top_label_share"] for h in trained_costs(arm)["training_log"] if "eval_top_label_share" in h]
+    assert len(shares) == 2 and all(0.5 <= s <= 1.0 for s in shares)    # 2 labels: the top one has at least half
+    # the warning names the label when one label takes nearly every prediction
+    from bench.training.recipe import _log_label_shares
+
+    said = []
+    top = _log_label_shares(said.append, "lora · colour", task, ["red"] * 19 + ["blue"], 0.5)
+    assert top == 0.95 and "95% of predictions are 'red' (collapsing onto one label)" in said[0]

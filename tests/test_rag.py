@@ -306,7 +306,7 @@ def test_a_folder_of_text_and_markdown_files_is_a_corpus(tmp_path):
     (folder / "sub" / "b.txt").write_text("Pets are allowed with consent.\n")
     (folder / "skip.bin").write_bytes(b"\x00")
     text = path.read_text().replace("files:\n  - corpus.jsonl", "folder: docs")
-    path.write_text(text)
+    path.write_text(text.replace("  gold_doc_field: doc\n", ""))  # the qa gold ids name corpus.jsonl's documents
     suite = load_suite(str(path))
     assert [(d.id, d.title) for d in suite.corpus] == [("a.md", "Bonds"), ("sub/b.txt", "b")]
 
@@ -359,3 +359,111 @@ def test_the_finetune_cell_trains_even_when_declared_after_the_variant_built_on_
     cells = {c["arm"]: c for c in json.loads((run_dir / "run.json").read_text())["cells"]}
     assert cells["rag+lora"]["costs"]["builds_on"] == "lora-r4"
     assert cells["rag+lora"]["costs"]["train_wall_s"] == cells["lora-r4"]["costs"]["train_wall_s"] > 0
+
+
+# -- retrieval-aware fine-tuning (a fine-tune's `retrieval_from:`) -----------------------------------
+
+RAFT_QA = QA + [
+    {"id": "q5", "question": "Who holds the bond money?", "answers": ["the Rental Bond Board"], "doc": "bonds",
+     "split": "train"},
+    {"id": "q6", "question": "How much notice is needed before a rent increase?", "answers": ["60 days"],
+     "doc": "rent", "split": "train"},
+    {"id": "q7", "question": "May a landlord say no to a small dog?", "answers": ["only with a reason"],
+     "doc": "pets", "split": "validation"},
+]
+RAFT_ARMS = [{"arm": "rag", "name": "rag-k1", "k": 1, "chunk_tokens": 32, "chunk_overlap": 4, "tasks": ["qa"]},
+             {"arm": "finetune", "name": "lora-raft", "rank": 4, "epochs": 1, "retrieval_from": "rag-k1",
+              "gold_passage": "forced", "max_length": 256, "tasks": ["qa"]},
+             {"arm": "rag", "name": "rag-k1+raft", "k": 1, "chunk_tokens": 32, "chunk_overlap": 4,
+              "finetuned": "lora-raft", "tasks": ["qa"]}]
+
+
+def raft_suite(tmp_path, arms=RAFT_ARMS):
+    path = write_suite(tmp_path / "s", arms=arms)
+    (path.parent / "data" / "qa.jsonl").write_text("".join(json.dumps(q) + "\n" for q in RAFT_QA))
+    return load_suite(str(path))
+
+
+def chunk(doc, n=0):
+    from bench.retrieval.chunking import Chunk
+
+    return Chunk(f"{doc}#{n}", doc, doc.title(), f"text of {doc} {n}", 0, 4)
+
+
+def test_choose_passages_follows_the_raft_recipe():
+    from bench.arms.rag import choose_passages
+
+    ranked = [chunk("a"), chunk("b"), chunk("gold", 1), chunk("c")]
+    every = ranked + [chunk("gold", 0), chunk("lost")]
+
+    def ids(found):
+        return [c.id for c in found]
+
+    assert ids(choose_passages(ranked, 2, "gold", every, force_gold=False, distractors_only=False)) == ["a#0", "b#0"]
+    # forced: the gold document's best-ranked chunk replaces the last passage
+    assert ids(choose_passages(ranked, 2, "gold", every, force_gold=True, distractors_only=False)) == ["a#0", "gold#1"]
+    # ranked nowhere: its first chunk of the corpus
+    assert ids(choose_passages(ranked[:2], 2, "lost", every, force_gold=True, distractors_only=False)) == [
+        "a#0", "lost#0"]
+    # already in the top k: unchanged
+    assert ids(choose_passages(ranked, 3, "gold", every, force_gold=True, distractors_only=False)) == [
+        "a#0", "b#0", "gold#1"]
+    # distractors only: every gold chunk left out, the next ones move up
+    assert ids(choose_passages(ranked, 3, "gold", every, force_gold=True, distractors_only=True)) == [
+        "a#0", "b#0", "c#0"]
+
+
+def test_retrieval_aware_training_puts_passages_in_train_prompts_and_never_searches_test(
+        tmp_path, cache, tiny_lm, monkeypatch):
+    import bench.training.sft as sft
+
+    suite = raft_suite(tmp_path)
+    built = build_arms(suite.spec.arms)
+    assert built["lora-raft"].retrieval is built["rag-k1"]
+    queries, encoded = [], []
+    real_search, real_encode = Retriever.search_batch, sft.encode_task
+    monkeypatch.setattr(Retriever, "search_batch",
+                        lambda self, q, k, **kw: queries.extend(q) or real_search(self, q, k, **kw))
+    monkeypatch.setattr(sft, "encode_task", lambda *a, **k: encoded.append((a, k)) or real_encode(*a, **k))
+    ctx, task = ctx_for(suite, tiny_lm), suite.tasks["qa"]
+    result = built["rag-k1+raft"].predict(ctx, task, task.split("test"))
+    assert len(result.predictions) == 2 and result.costs.training.train_examples == 4
+    test_questions = {e.input for e in task.split("test")}
+    assert queries and not test_questions & set(queries)            # train-time retrieval never sees test
+    assert set(queries) == {e.input for e in task.split("train") + task.split("validation")}
+    train_call = encoded[0]
+    contexts = train_call[0][4]
+    titles = {"q3": "Urgent repairs", "q4": "Pets", "q5": "Bonds", "q6": "Rent increases"}
+    for qid, title in titles.items():                              # gold forced in: k=1, so it is the passage
+        assert contexts[qid].startswith(f"[1] {title}")
+    rows = real_encode(*train_call[0], **train_call[1])
+    prompt = tiny_lm.tokenizer.decode(rows[0]["input_ids"])
+    assert "Context:" in prompt and contexts[rows[0]["id"]].splitlines()[0] in prompt
+
+
+def test_the_retriever_settings_key_the_trained_model(tmp_path, cache, tiny_lm):
+    suite = raft_suite(tmp_path)
+    ctx, task = ctx_for(suite, tiny_lm), suite.tasks["qa"]
+
+    def key(arms):
+        built = build_arms([suite.spec.arms[0].model_copy(update=arms.get("rag", {})),
+                            suite.spec.arms[1].model_copy(update=arms.get("ft", {}))])
+        return built["lora-raft"].artifact_key(ctx, tiny_lm, task)
+
+    base = key({})
+    assert key({"rag": {"k": 2}}) != base
+    assert key({"rag": {"max_context_tokens": 64}}) != base
+    assert key({"ft": {"distractor_share": 0.2}}) != base
+    assert key({"rag": {"calibrate": True}}) == base                    # answer-time only
+
+
+def test_retrieval_from_must_name_a_corpus_rag_variant(tmp_path, cache):
+    from bench.config import SuiteError
+
+    arms = [{"arm": "prompt", "name": "zero-shot"},
+            {"arm": "finetune", "name": "lora", "retrieval_from": "zero-shot", "tasks": ["qa"]}]
+    with pytest.raises(SuiteError, match="retrieval_from: 'zero-shot' must be a rag variant with mode: corpus"):
+        raft_suite(tmp_path, arms)
+    arms[1]["retrieval_from"] = "rag-k9"
+    with pytest.raises(SuiteError, match="unknown arm variant 'rag-k9'"):
+        raft_suite(tmp_path, arms)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..config import ArmSpec, unknown_name
+from ..config import ArmSpec, composition_problem, unknown_name
 from ..data import Document, Example
 from ..errors import ConfigError
 from ..predictions import ArmResult
@@ -82,7 +82,7 @@ def _prompt(spec: Any, arms: Mapping[str, Arm]) -> Arm:
 def _finetune(spec: Any, arms: Mapping[str, Arm]) -> Arm:
     from .finetune import FinetuneArm
 
-    return FinetuneArm(spec)
+    return FinetuneArm(spec, arms[spec.retrieval_from] if spec.retrieval_from else None)
 
 
 def _rag(spec: Any, arms: Mapping[str, Arm]) -> Arm:
@@ -99,18 +99,21 @@ def build_arms(specs: Sequence[ArmSpec]) -> dict[str, Arm]:
     torch for a report). Variants that others build on are built first and shared."""
     by_name = {s.name: s for s in specs}
     for s in specs:
-        base = getattr(s, "finetuned", None)
-        if base and base not in by_name:
-            raise ConfigError(f"rag variant '{s.name}': finetuned: " + unknown_name("arm variant", base, list(by_name)))
-        if base and by_name[base].arm != "finetune":
-            raise ConfigError(f"rag variant '{s.name}': finetuned: '{base}' is a {by_name[base].arm} variant; "
-                              "expected a finetune variant")
+        problem = composition_problem(s, by_name)
+        if problem:
+            raise ConfigError(f"{s.arm} variant '{s.name}': {problem}")
     arms: dict[str, Arm] = {}
-    for s in sorted(specs, key=lambda s: bool(getattr(s, "finetuned", None))):
+    for s in sorted(specs, key=_build_tier):
         if s.arm not in ARMS:
             raise ConfigError(unknown_name("arm", s.arm, list(ARMS)))
         arms[s.name] = ARMS[s.arm](s, arms)
     return {name: arms[name] for name in by_name}
+
+
+def _build_tier(spec: Any) -> int:
+    """Plain variants first, then fine-tunes (one may train with a plain rag variant's retriever),
+    then rag variants built on a fine-tune."""
+    return 2 if getattr(spec, "finetuned", None) else 1 if spec.arm == "finetune" else 0
 
 
 def run_order(names: Sequence[str], arms: Mapping[str, Arm]) -> list[str]:

@@ -12,7 +12,7 @@ import copy
 import dataclasses
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from ..training import artifacts
 from ..training.recipe import TaskData, TrainingJob
 from . import ArmContext, spec_key
 from .prompt import predict_with
+
+if TYPE_CHECKING:
+    from .rag import RagArm
 
 # Settings that change prediction, not training: they stay out of the trained model's key.
 PREDICTION_ONLY = {"name", "tasks", "merge", "scoring"}
@@ -44,8 +47,10 @@ class Trained:
 
 
 class FinetuneArm:
-    def __init__(self, spec: FinetuneSpec):
+    def __init__(self, spec: FinetuneSpec, retrieval: RagArm | None = None):
         self.spec = spec
+        self.retrieval = retrieval
+        """The rag variant named by `retrieval_from:`, whose passages go into the training prompts."""
         self._trained: dict[str, Trained] = {}
         self._data: dict[str, TaskData] = {}
 
@@ -84,14 +89,24 @@ class FinetuneArm:
         """The corpus shapes the model only through knowledge injection."""
         return stable_hash(list(ctx.corpus)) if self.spec.knowledge != "none" else None
 
+    def _retrieval_key(self, ctx: ArmContext) -> dict[str, Any] | None:
+        """Retrieval-aware training depends on the retriever's settings and the corpus it searches
+        (the rag variant's name, task list and answer-time settings do not shape the passages)."""
+        if self.retrieval is None:
+            return None
+        rag = self.retrieval.spec.model_dump(exclude={"name", "tasks", "finetuned", "calibrate"})
+        return {"rag": rag, "corpus": stable_hash(list(ctx.corpus))}
+
     def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]:
-        return {"spec": spec_key(self.spec), "trained_on": self._data_key(ctx, task), "corpus": self._corpus_key(ctx)}
+        return {"spec": spec_key(self.spec), "trained_on": self._data_key(ctx, task), "corpus": self._corpus_key(ctx),
+                "retrieval": self._retrieval_key(ctx)}
 
     def artifact_key(self, ctx: ArmContext, base: LoadedModel, task: Task) -> str:
         return stable_hash({"model": base.fingerprint, "device": base.device.split(":")[0], "seed": ctx.seed,
                             "base_dtype": self._config(ctx, base).base_dtype,
                             "spec": self.spec.model_dump(exclude=PREDICTION_ONLY), "data": self._data_key(ctx, task),
-                            "corpus": self._corpus_key(ctx), "code": artifacts.training_code_hash()},
+                            "corpus": self._corpus_key(ctx), "retrieval": self._retrieval_key(ctx),
+                            "code": artifacts.training_code_hash()},
                            length=20)
 
     # ---- train or load ----
@@ -108,12 +123,30 @@ class FinetuneArm:
                 where = artifacts.adapters_root() / key
                 ctx.log(f"[finetune] {self.spec.name}: using the trained model cached at {where}")
             else:
-                data = [self.task_data(ctx, t) for t in self.scope(ctx, task)]
+                data = [self._with_passages(ctx, self.task_data(ctx, t)) for t in self.scope(ctx, task)]
                 job = TrainingJob(self.spec, self._config(ctx, base), data, ctx.corpus, key, ctx.retrain)
                 train(job, base, batch_size=ctx.batch_size, log=ctx.log, progress=ctx.progress)
             model = None if self.spec.method == "head" else artifacts.load_trained(base, key, self.spec.merge)
             self._trained[key] = Trained(model, artifacts.read_costs(key), key, hit)
         return self._trained[key]
+
+    def _with_passages(self, ctx: ArmContext, data: TaskData) -> TaskData:
+        """Retrieval-aware fine-tuning: every train and validation prompt gets the passages the
+        `retrieval_from` variant retrieves for it. Train examples follow the RAFT settings (gold
+        forced in, a seeded share with distractors only); validation stays as retrieved, as test is."""
+        if self.retrieval is None:
+            return data
+        rag, task = self.retrieval, data.task
+        share = self.spec.distractor_share
+        distract = frozenset(e.id for e in data.train
+                             if share and random.Random(f"{ctx.seed}:{task.name}:{e.id}:distractors").random() < share)
+        train = rag.training_contexts(ctx, task, data.train, force_gold=self.spec.gold_passage == "forced",
+                                      distractors_only=distract)
+        validation = rag.training_contexts(ctx, task, data.validation)
+        ctx.log(f"[finetune] {self.spec.name}: train prompts carry the passages {rag.spec.name} retrieves (k="
+                f"{rag.spec.k}, budget {rag.spec.max_context_tokens} tokens); gold passage {self.spec.gold_passage}, "
+                f"{len(distract)} of {len(data.train)} with distractors only")
+        return dataclasses.replace(data, contexts={**train, **validation})
 
     def trained_model(self, ctx: ArmContext, task: Task) -> LoadedModel:
         """The fine-tuned language model (for retrieval variants that build on this one)."""

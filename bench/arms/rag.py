@@ -129,6 +129,32 @@ class RagArm:
             preds = answer(ctx, lm, task, examples, prompts, label, traces=traces)
         return ArmResult(preds, costs)
 
+    # -- passages for retrieval-aware fine-tuning (a fine-tune's `retrieval_from:` names this variant)
+    def training_contexts(self, ctx: ArmContext, task: Task, examples: list[Example], *, force_gold: bool = False,
+                          distractors_only: frozenset[str] = frozenset()) -> dict[str, str]:
+        """The context this variant would put in each example's prompt (example id -> text), built
+        with its retriever, k and context budget from the example's own question. `force_gold`
+        and `distractors_only` (ids) apply the RAFT recipe through `choose_passages`; both need
+        the task's `gold_doc_field`. Only the examples given are searched: callers pass train and
+        validation examples, never test ones."""
+        field = task.spec.gold_doc_field
+        if (force_gold or distractors_only) and not field:
+            raise RetrievalError(f"task '{task.name}' has no gold_doc_field, so the gold passage cannot be forced in "
+                                 "or left out; set gold_passage: as_retrieved and distractor_share: 0")
+        lm = ctx.get_model()
+        retriever, chunks = self.retriever(ctx, task, lm.device)
+        k = min(self.spec.k, len(chunks))
+        # deeper than k: where the gold document ranks when it is not in the top k
+        hits = retriever.search_batch([e.input for e in examples], min(len(chunks), k + 32))
+        out = {}
+        for e, positions in zip(examples, hits.positions):
+            ranked = [chunks[p] for p in positions]
+            gold = str(e.meta.get(field)) if field and e.meta.get(field) is not None else None
+            found = choose_passages(ranked, k, gold, chunks, force_gold=force_gold,
+                                    distractors_only=e.id in distractors_only)
+            out[e.id] = self._fit(lm, task, e.input, found, self.spec.max_context_tokens)[3] or ""
+        return out
+
     def _trace(self, retriever: Retriever, hits: Hits, i: int, fitted: RetrievalTrace) -> RetrievalTrace:
         """Corpus mode: document ids (what recall@k and MRR read) and chunk ids, best first.
         Examples mode: the train example ids used as demonstrations, under their own name, so the
@@ -201,6 +227,23 @@ class RagArm:
         trained = self.provider.trained(ctx, task)  # already in memory: the model answered from it
         return Costs(training=trained.costs, trained_model=trained.key, cache_hit=trained.cache_hit,
                      builds_on=self.spec.finetuned, retrieval=retrieval)
+
+
+def choose_passages(ranked: list[Chunk], k: int, gold: str | None, every_chunk: list[Chunk], *,
+                    force_gold: bool, distractors_only: bool) -> list[Chunk]:
+    """The k passages of one training prompt (RAFT, Zhang et al. 2024): as retrieved; or with
+    every chunk of the gold document left out (distractors only); or, with `force_gold`, the
+    gold document's best-ranked chunk (its first chunk when it ranks nowhere in `ranked`) in
+    place of the last passage when the top k miss it."""
+    if distractors_only and gold is not None:
+        return [c for c in ranked if c.doc_id != gold][:k]
+    top = ranked[:k]
+    if force_gold and gold is not None and all(c.doc_id != gold for c in top):
+        best = next((c for c in ranked if c.doc_id == gold), None) or next(
+            (c for c in every_chunk if c.doc_id == gold), None)
+        if best is not None:
+            top = top[: k - 1] + [best]
+    return top
 
 
 def _passage(n: int, c: Chunk) -> str:

@@ -22,6 +22,7 @@ def main() -> None:
     p.add_argument("--tasks", nargs="*", default=None)
     p.add_argument("--model", default=None)
     p.add_argument("--retrain", action="store_true")
+    p.add_argument("--allow-outside-paths", action="store_true", help="as for `bench run`")
     args = p.parse_args()
     try:
         run(args)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> None:
     from ..models import choose_device, load_model
     from ..suites import load_suite
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, allow_outside=args.allow_outside_paths)
     spec = next((a for a in suite.spec.arms if a.name == args.arm), None)
     if spec is None or spec.arm != "finetune":
         finetunes = [a.name for a in suite.spec.arms if a.arm == "finetune"]

@@ -11,8 +11,9 @@ import random
 import resource
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ class TaskData:
     train: list[Example]
     validation: list[Example]
     """The validation split, or a seeded hold-out of train when the task has none."""
+    contexts: Mapping[str, str] = field(default_factory=dict)
+    """Retrieval-aware fine-tuning: example id -> the retrieved context of its prompt (empty otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,9 @@ def _encode(job: TrainingJob, tok: Any, log: Callable[[str], None]) -> tuple[lis
                 f"{len(d.train) + len(d.validation)} train examples")
         if len(d.train) < 8:
             log(f"[finetune] warning: task {d.task.name} has only {len(d.train)} train examples; expect a weak model")
-        rows = encode_task(tok, d.task.spec, d.train, job.spec.max_length)
+        rows = encode_task(tok, d.task.spec, d.train, job.spec.max_length, d.contexts)
         train_rows += rows
-        val_rows += encode_task(tok, d.task.spec, d.validation, job.spec.max_length)
+        val_rows += encode_task(tok, d.task.spec, d.validation, job.spec.max_length, d.contexts)
         truncated += sum(r["truncated"] for r in rows)
     if truncated:
         log(f"[finetune] {truncated} train example(s) longer than max_length {job.spec.max_length} were "
@@ -129,7 +132,7 @@ def _fit_phases(job, base, train_rows, val_rows, work: Path, log, progress) -> l
             model = phases[-1].model
         else:
             train_rows = train_rows + docs
-    metric = _metric_fn(job, tok)
+    metric = _metric_fn(job, tok, log)
     phases.append(fit(model, tok, train_rows, val_rows, cfg, work / "sft", device=base.device, log=log,
                       metric=metric, progress=progress, label=job.label))
     return phases
@@ -154,8 +157,11 @@ def _costs(job: TrainingJob, phases: list[FitResult], n_train: int, n_val: int) 
         training_log=tuple(res.history))
 
 
-def _metric_fn(job: TrainingJob, tok: Any) -> tuple[str, Callable[[Any], float]] | None:
-    """The task metric on (up to metric_limit) validation examples of the classification tasks."""
+def _metric_fn(job: TrainingJob, tok: Any,
+               log: Callable[[str], None]) -> tuple[str, Callable[[Any], dict[str, float]]] | None:
+    """The task metric on (up to metric_limit) validation examples of the classification tasks,
+    and the share of the most predicted label (logged at each evaluation, so a model collapsing
+    onto one label is seen while it trains)."""
     from ..generate import score_continuations
     from ..metrics import get_metric
 
@@ -168,19 +174,38 @@ def _metric_fn(job: TrainingJob, tok: Any) -> tuple[str, Callable[[Any], float]]
     sets = []
     for d in cls:
         val = metric_subset(d.validation, job.spec.metric_limit, job.cfg.seed, d.task.name)
-        sets.append((d.task, [render_prompt(tok, d.task.spec, e.input) for e in val], val))
+        sets.append((d.task, [render_prompt(tok, d.task.spec, e.input, (), d.contexts.get(e.id)) for e in val], val))
 
-    def fn(model: Any) -> float:
+    name = cls[0].task.spec.metrics[0]
+
+    def fn(model: Any) -> dict[str, float]:
         device = next(model.parameters()).device.type
-        values = []
+        values, top_shares = [], []
         for t, prompts, val in sets:
             words = label_continuations(tok, t.spec)
             res = score_continuations(model, tok, prompts, words, batch_size=16, device=device)
             preds = [t.spec.labels[int(i)] for i in res.label_scores(t.spec.label_score).argmax(1)]
             values.append(get_metric(t.spec.metrics[0]).aggregate(preds, [list(e.targets) for e in val]))
-        return float(np.mean(values))
+            top_shares.append(_log_label_shares(log, job.label, t, preds, values[-1]))
+        return {name: float(np.mean(values)), "top_label_share": max(top_shares)}
 
-    return cls[0].task.spec.metrics[0], fn
+    return name, fn
+
+
+COLLAPSE_SHARE = 0.9
+"""A model predicting one label for at least this share of validation examples is said to collapse."""
+
+
+def _log_label_shares(log: Callable[[str], None], label: str, task: Task, preds: list[str], value: float) -> float:
+    """Log one evaluation's metric and predicted-label distribution; return the top label's share."""
+    counts = Counter(preds).most_common()
+    shares = ", ".join(f"{lab} {n / len(preds):.0%}" for lab, n in counts[:4])
+    top = counts[0][1] / len(preds) if preds else 0.0
+    warn = (f"; warning: {top:.0%} of predictions are '{counts[0][0]}' (collapsing onto one label)"
+            if top >= COLLAPSE_SHARE and len(task.spec.labels or []) > 1 else "")
+    log(f"[finetune] {label} · evaluation on {len(preds)} validation examples of {task.name}: "
+        f"{task.spec.metrics[0]} {value:.3f}; predicted {shares}{warn}")
+    return top
 
 
 def _train_head(job: TrainingJob, base: LoadedModel, batch_size: int, progress) -> None:

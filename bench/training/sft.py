@@ -14,7 +14,7 @@ computes output logits (49k-wide for SmolLM2) only in that window instead of at 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,11 @@ IGNORE = -100
 
 
 
-def answer_suffix(tokenizer: Any, task_spec: Any, example: Example, prompt: str) -> str:
+def answer_suffix(tokenizer: Any, task_spec: Any, example: Example, prompt: str, context: str | None = None) -> str:
     """The text the model should write after the prompt: the answer and the end-of-turn marker
     exactly as the chat template writes an assistant turn."""
     answer = answer_text(task_spec, example)
-    turns = messages(task_spec, example.input) + [{"role": "assistant", "content": answer}]
+    turns = messages(task_spec, example.input, (), context) + [{"role": "assistant", "content": answer}]
     full = tokenizer.apply_chat_template(turns, tokenize=False)
     if full.startswith(prompt) and answer in full[len(prompt):]:
         return full[len(prompt):].rstrip()
@@ -54,8 +54,10 @@ def encode_pair(tokenizer: Any, prompt: str, answer: str, max_length: int) -> di
     return {"input_ids": p + a, "labels": [IGNORE] * len(p) + a, "truncated": truncated}
 
 
-def encode_task(tokenizer: Any, task_spec: Any, examples: Sequence[Example], max_length: int) -> list[dict[str, Any]]:
-    """Encode one task's examples; examples without a usable target are an error, never skipped."""
+def encode_task(tokenizer: Any, task_spec: Any, examples: Sequence[Example], max_length: int,
+                contexts: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Encode one task's examples, each prompt with its retrieved context when `contexts` has one
+    (retrieval-aware fine-tuning); examples without a usable target are an error, never skipped."""
     bad = [e.id for e in examples if not e.targets or not str(e.target).strip()
            or (task_spec.kind == "classification" and e.target not in task_spec.labels)]
     if bad:
@@ -63,8 +65,9 @@ def encode_task(tokenizer: Any, task_spec: Any, examples: Sequence[Example], max
                         f"(first: {', '.join(bad[:5])})")
     rows = []
     for e in examples:
-        prompt = render_prompt(tokenizer, task_spec, e.input)
-        row = encode_pair(tokenizer, prompt, answer_suffix(tokenizer, task_spec, e, prompt), max_length)
+        context = (contexts or {}).get(e.id) or None
+        prompt = render_prompt(tokenizer, task_spec, e.input, (), context)
+        row = encode_pair(tokenizer, prompt, answer_suffix(tokenizer, task_spec, e, prompt, context), max_length)
         rows.append({**row, "task": task_spec.name, "id": e.id})
     return rows
 

@@ -193,8 +193,8 @@ class FitData:
 class FitHooks:
     """What a training run reports to: the in-training task metric, progress bars and the log."""
 
-    metric: tuple[str, Callable[[Any], float]] | None = None
-    """(name, fn(model) -> value) computed on validation at each evaluation."""
+    metric: tuple[str, Callable[[Any], dict[str, float]]] | None = None
+    """(name, fn(model) -> {name: value, other readings}) computed on validation at each evaluation."""
     progress: Callable[[str, int], Callable[[int], None]] | None = None
     label: str = "train"
     log: Callable[[str], None] = print
@@ -213,7 +213,7 @@ class Batching:
 
 def fit(model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict] | None, cfg: TrainConfig,
         out_dir: Path, *, device: str, log: Callable[[str], None] = print,
-        metric: tuple[str, Callable[[Any], float]] | None = None,
+        metric: tuple[str, Callable[[Any], dict[str, float]]] | None = None,
         progress: Callable[[str, int], Callable[[int], None]] | None = None, label: str = "train") -> FitResult:
     """Train `model` in place on encoded rows; with `val_rows`, evaluate (loss, and `metric` if
     given) `evals_per_epoch` times an epoch, stop after `patience` evaluations without
@@ -380,17 +380,18 @@ def _trainer_base():
 class _Trainer(_trainer_base()):  # type: ignore[misc]
     """Trainer plus the task metric computed on validation at each evaluation."""
 
-    def __init__(self, *args: Any, task_metric: tuple[str, Callable[[Any], float]] | None = None, **kw: Any):
+    def __init__(self, *args: Any, task_metric: tuple[str, Callable[[Any], dict[str, float]]] | None = None,
+                 **kw: Any):
         super().__init__(*args, **kw)
         self.task_metric = task_metric
 
     def evaluation_loop(self, *args: Any, **kw: Any):
         out = super().evaluation_loop(*args, **kw)
         if self.task_metric:
-            name, fn = self.task_metric
             model = self.accelerator.unwrap_model(self.model)
             was_training = model.training
             model.eval()
-            out.metrics[f"{kw.get('metric_key_prefix', 'eval')}_{name}"] = float(fn(model))
+            for name, value in self.task_metric[1](model).items():
+                out.metrics[f"{kw.get('metric_key_prefix', 'eval')}_{name}"] = float(value)
             model.train(was_training)
         return out

@@ -1,0 +1,90 @@
+"""Cross-checks that need a suite's loaded data: what each arm variant needs from the tasks it
+runs on, and gold document ids against the corpus.
+
+Each returns Problems located in suite.yaml, so `bench validate` reports at once what `bench run`
+would otherwise fail on only after other cells had run (a fine-tune on a task without train
+examples fails at training time, possibly an hour into the run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .data import Document
+from .records import shown_path
+from .yaml_problems import Problem, yaml_line
+
+if TYPE_CHECKING:  # suites imports this module
+    from .suites import Task
+
+SHOWN_GOLD_IDS = 3  # unknown gold ids named in the problem; the count says how many there are
+
+
+def check_arm_needs(path: Path, at: tuple[str, ...], arms: Sequence[Any], tasks: dict[str, Task],
+                    has_corpus: bool) -> list[Problem]:
+    """Arm variants (the suite's `arms`, or a profile's at `at`) against what they need: train
+    examples to fine-tune on or retrieve, a classification task for a head, a corpus to learn."""
+    out, shown = [], ".".join(at)
+    for i, arm in enumerate(arms):
+        needs = _variant_needs(arm, has_corpus)
+        for task in tasks.values():
+            if not arm.tasks or task.name in arm.tasks:
+                needs += _task_needs(arm, task)
+        for key, why in needs:
+            line = yaml_line(path, (*at, i, key)) if key else yaml_line(path, (*at, i))
+            out.append(Problem(shown_path(path), line, f"{shown}[{i}]" + (f".{key}" if key else ""), why))
+    return out
+
+
+def _variant_needs(arm: Any, has_corpus: bool) -> list[tuple[str, str]]:
+    """(the key at fault, or '' for the whole variant; what is missing) of the variant itself."""
+    out = []
+    if arm.arm == "finetune" and arm.knowledge != "none" and not has_corpus:
+        out.append(("knowledge", f"knowledge: {arm.knowledge} trains on the suite corpus, but the suite has no "
+                                 "`corpus:`; add one or use knowledge: none"))
+    if arm.arm == "finetune" and arm.method == "head" and arm.scope == "multi_task":
+        out.append(("scope", "method head trains one classifier per task; use scope: per_task"))
+    return out
+
+
+def _task_needs(arm: Any, task: Task) -> list[tuple[str, str]]:
+    """(the key at fault, or ''; what is missing) of one variant on one task it runs on."""
+    n_train, kind, out = len(task.split("train")), task.spec.kind, []
+    restrict = "or restrict the variant to other tasks with `tasks:`"
+    if arm.arm == "finetune":
+        if n_train < 2:
+            out.append(("", f"fine-tuning needs at least 2 train examples; task {task.name} has {n_train}: "
+                            f"add some, {restrict}"))
+        if arm.method == "head" and kind != "classification":
+            out.append(("method", f"method head is for classification tasks; task {task.name} is {kind}: "
+                                  f"use method lora, {restrict}"))
+        if arm.select_on == "metric" and arm.scope == "per_task" and kind != "classification":
+            out.append(("select_on", f"select_on: metric needs a classification task; task {task.name} is {kind}: "
+                                     f"use select_on: loss, {restrict}"))
+    if arm.arm == "rag" and arm.mode == "examples" and n_train == 0:
+        out.append(("mode", f"mode: examples retrieves train examples; task {task.name} has none: add some, "
+                            f"{restrict}"))
+    return out
+
+
+def check_gold_documents(path: Path, index: int, task: Task, corpus: Sequence[Document] | None) -> list[Problem]:
+    """Every gold document id of the task (its `gold_doc_field`) names a corpus document; a gold id
+    that names none would score as a retrieval miss on every arm, quietly. `corpus` None: the suite
+    has no corpus."""
+    field = task.spec.gold_doc_field
+    if not field:
+        return []
+    gold = {e.id: e.meta[field] for split in task.examples.values() for e in split if field in e.meta}
+    where = (shown_path(path), yaml_line(path, ("tasks", index, "gold_doc_field")), f"tasks[{index}].gold_doc_field")
+    if corpus is None:
+        return [Problem(*where, "gold documents are corpus documents, but the suite has no `corpus:`")] if gold else []
+    known = {d.id for d in corpus}
+    unknown = [(example, doc) for example, doc in sorted(gold.items()) if doc not in known]
+    if not unknown:
+        return []
+    named = ", ".join(f"{doc!r} (example {example})" for example, doc in unknown[:SHOWN_GOLD_IDS])
+    more = f" and {len(unknown) - SHOWN_GOLD_IDS} more" if len(unknown) > SHOWN_GOLD_IDS else ""
+    return [Problem(*where, f"{len(unknown)} gold document id(s) name no corpus document: {named}{more}; "
+                            "expected ids of the corpus")]
