@@ -63,6 +63,11 @@ def _task_needs(arm: Any, task: Task) -> list[tuple[str, str]]:
         if arm.select_on == "metric" and arm.scope == "per_task" and kind != "classification":
             out.append(("select_on", f"select_on: metric needs a classification task; task {task.name} is {kind}: "
                                      f"use select_on: loss, {restrict}"))
+        raft = arm.gold_passage == "forced" or arm.distractor_share > 0
+        if arm.retrieval_from and raft and not task.spec.gold_doc_field:
+            out.append(("gold_passage", f"gold_passage: forced and distractor_share need the gold document of each "
+                                        f"train question; task {task.name} has no gold_doc_field: add one, or use "
+                                        f"gold_passage: as_retrieved and distractor_share: 0, {restrict}"))
     if arm.arm == "rag" and arm.mode == "examples" and n_train == 0:
         out.append(("mode", f"mode: examples retrieves train examples; task {task.name} has none: add some, "
                             f"{restrict}"))

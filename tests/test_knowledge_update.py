@@ -114,7 +114,7 @@ def test_the_experiment_sees_the_fact_change_and_caches_every_cell(env, monkeypa
     lora = by_state(result, "lora")
     assert list(lora) == ["before", "stale", "retrained"]
     assert [q.output for q in lora["stale"].questions] == [q.output for q in lora["before"].questions]
-    assert lora["stale"].source == "before" and lora["stale"].catch_up.total_s == 0
+    assert lora["stale"].stale and lora["stale"].source == "before" and lora["stale"].catch_up.total_s == 0
     assert lora["stale"].catch_up.first_training_s > 0 and lora["retrained"].catch_up.retrain_s > 0
     composed = by_state(result, "rag-k1+lora")
     assert list(composed) == ["before", "re-indexed, stale fine-tune", "re-indexed, retrained"]

@@ -467,3 +467,12 @@ def test_retrieval_from_must_name_a_corpus_rag_variant(tmp_path, cache):
     arms[1]["retrieval_from"] = "rag-k9"
     with pytest.raises(SuiteError, match="unknown arm variant 'rag-k9'"):
         raft_suite(tmp_path, arms)
+
+
+def test_raft_settings_need_a_gold_document_field(tmp_path, cache):
+    from bench.config import SuiteError
+
+    path = write_suite(tmp_path / "s", arms=RAFT_ARMS)
+    path.write_text(path.read_text().replace("  gold_doc_field: doc\n", ""))
+    with pytest.raises(SuiteError, match=r"arms\[1\].gold_passage.*task qa has no gold_doc_field"):
+        load_suite(str(path))

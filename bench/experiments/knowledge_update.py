@@ -54,6 +54,8 @@ class Condition:
     source: Source
     catch_up: tuple[str, ...] = ()
     """What bringing it up to date took: 're-index' and/or 'retraining' (none: nothing, or stale)."""
+    stale: bool = False
+    """A fine-tune trained before the update answers (alone, or under re-indexed retrieval)."""
 
     @property
     def world(self) -> str:
@@ -104,11 +106,11 @@ def plan_update(name: str, opts: RunOptions, *, stale_only: bool = False) -> Upd
     if not asked:
         raise ConfigError(f"none of the tasks run declares an update; tasks with one: {', '.join(declared)}")
     arms = [a for a in run.arm_order if any(_applies(run.arms[a], t) for t in asked)]
-    if not arms:
-        raise ConfigError(f"no arm variant runs on the update task(s) {', '.join(asked)}")
     if opts.arms and len(arms) < len(run.arm_order):
         raise ConfigError(f"arm variant(s) {', '.join(a for a in run.arm_order if a not in arms)} run on none of the "
                           f"update tasks ({', '.join(asked)})")
+    if not arms:
+        raise ConfigError(f"no arm variant runs on the update task(s) {', '.join(asked)}")
     conditions = [c for a in arms for c in conditions_of(run.arms[a].spec, stale_only)]
     return UpdatePlan(run=run, worlds=build_worlds(run.suite, asked), tasks=asked, arms=arms, conditions=conditions,
                       stale_only=stale_only)
@@ -123,11 +125,12 @@ def conditions_of(spec: Any, stale_only: bool) -> list[Condition]:
         return [before, after]
     if spec.arm == "finetune":
         retrained = [] if stale_only else [Condition(name, "retrained", "after", ("retraining",))]
-        return [before, Condition(name, "stale", "before"), *retrained]
+        return [before, Condition(name, "stale", "before", stale=True), *retrained]
     if not spec.finetuned:
         return [before, Condition(name, "re-indexed", "after", ("re-index",))]
     retrained = [] if stale_only else [Condition(name, "re-indexed, retrained", "after", ("re-index", "retraining"))]
-    return [before, Condition(name, "re-indexed, stale fine-tune", "after-stale", ("re-index",)), *retrained]
+    stale = Condition(name, "re-indexed, stale fine-tune", "after-stale", ("re-index",), stale=True)
+    return [before, stale, *retrained]
 
 
 def _applies(arm: Arm, task: str) -> bool:

@@ -78,6 +78,8 @@ class ConditionResult:
     world: str
     source: str
     catch_up_steps: tuple[str, ...]
+    stale: bool
+    """A fine-tune trained before the update answered."""
     all: Shares
     unseen: Shares
     """Only the changed questions outside the train split (no fine-tune trained on them)."""
@@ -116,7 +118,7 @@ def condition_result(plan: UpdatePlan, c: Condition, task: str, outputs: Outputs
     unseen = [o for o in outcomes if o.split != "train"]
     return ConditionResult(
         task=task, arm=c.arm, arm_kind=plan.run.arms[c.arm].spec.arm, state=c.state, world=c.world, source=c.source,
-        catch_up_steps=c.catch_up, all=shares(outcomes, n_boot=n_boot, seed=seed),
+        catch_up_steps=c.catch_up, stale=c.stale, all=shares(outcomes, n_boot=n_boot, seed=seed),
         unseen=shares(unseen, n_boot=n_boot, seed=seed), catch_up=catch_up(c, task, outputs, reindex),
         cached=bool(cell.record["cached"]), cache_key=cell.record["cache_key"], questions=tuple(outcomes))
 

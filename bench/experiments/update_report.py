@@ -13,6 +13,7 @@ from ..render_terminal import rich_table
 from ..stats import Estimate
 from ..store import atomic_write_text
 from ..tables import Row, Table, fmt
+from .reindex import ReindexCost
 from .update_figures import ConditionResult, ExperimentResult
 
 NEW_COLOUR, OLD_COLOUR = "#2ca02c", "#d62728"
@@ -50,7 +51,7 @@ def catch_up_table(result: ExperimentResult, task: str) -> Table:
 
 def reindex_notes(result: ExperimentResult) -> list[str]:
     """One line per re-index measured (variants with the same retrieval settings share one)."""
-    arms_of: dict = {}
+    arms_of: dict[ReindexCost, list[str]] = {}
     for name, cost in result.reindex.items():
         arms_of.setdefault(cost, []).append(name)
     return [f"re-index ({', '.join(names)}): {r.documents} documents, {r.chunks} chunks embedded and indexed from "
@@ -68,7 +69,7 @@ def _seconds(value: float) -> str:
 
 
 def _total(c: ConditionResult) -> str:
-    if c.state == "stale" or c.state.endswith("stale fine-tune"):
+    if c.stale:
         first = c.catch_up.first_training_s
         retrain = f"; retraining ≈ {_seconds(first)} s, the first training" if first is not None else ""
         return f"{_seconds(c.catch_up.total_s)} (stale{retrain})"
@@ -136,8 +137,7 @@ def _cost_bars(ax, conds: list[ConditionResult]) -> None:
             continue
         colour = PALETTE[1] if "retraining" in c.catch_up_steps else PALETTE[0]
         ax.barh(i, c.catch_up.total_s, 0.6, color=colour)
-        stale = c.state == "stale" or c.state.endswith("stale fine-tune")
-        label = _seconds(c.catch_up.total_s) + (" (stale)" if stale else "")
+        label = _seconds(c.catch_up.total_s) + (" (stale)" if c.stale else "")
         ax.annotate(label, (c.catch_up.total_s, i), xytext=(3, 0), textcoords="offset points", va="center",
                     fontsize=6)
     ax.set_xlabel("catch-up seconds")
