@@ -22,6 +22,8 @@ err = Console(stderr=True)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.runs:
+        return ls_runs(Path(args.results or os.environ.get("TRIDENT_RESULTS", "results")))
     from rich.table import Table
 
     from .config import parse_suite_yaml
@@ -37,6 +39,24 @@ def cmd_ls(args: argparse.Namespace) -> int:
         except SuiteError as e:
             table.add_row(name, f"[red]invalid ({len(e.problems)} problems)[/red]", "", str(path))
     console.print(table)
+    return 0
+
+
+def ls_runs(results: Path) -> int:
+    """Every run directory under `results` with its status; an unfinished one in red, with what to do."""
+    from rich.table import Table
+
+    from .results import list_runs
+
+    runs = list_runs(results)
+    table = Table(title=f"runs in {escape(str(results))}")
+    for col in ("suite", "run", "kind", "status", "started", "what to do"):
+        table.add_column(col)
+    for r in runs:
+        status = escape(r.status) if r.complete else f"[red]{escape(r.status)}[/red]"
+        table.add_row(*map(escape, (r.suite, r.path.name, r.kind)), status, r.started or "", escape(r.note))
+    console.print(table)
+    console.print(f"{len(runs)} run directories, {sum(not r.complete for r in runs)} unfinished")
     return 0
 
 
@@ -108,22 +128,17 @@ def run_options(args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "scores.json").is_file() or not (run_dir / "run.json").is_file():
-        err.print(f"error: {run_dir}: not a run directory (no scores.json/run.json); expected results/<suite>/<run-id>")
-        return 2
-    return _show(run_dir, args.query_volume)
+    # load_run says in one line when this is not a run, or a run stopped or failed while predicting
+    return _show(Path(args.run_dir), args.query_volume)
 
 
 def _show(run_dir: Path, query_volume: int | None = None) -> int:
-    """Write every report file, print the tables and verdicts, and where the files are.
-    `query_volume` overrides the run's (`bench report --query-volume`)."""
-    from .report import terminal_cost_table, terminal_tables, write_report
-    from .results import load_run
+    """Write every report file and mark the run complete, print the tables and verdicts, and where the
+    files are. `query_volume` overrides the run's (`bench report --query-volume`)."""
+    from .report import finish_report, terminal_cost_table, terminal_tables
     from .store import read_json
 
-    run = load_run(run_dir)  # read once, rendered in every format
-    paths = write_report(run, query_volume)
+    run, paths = finish_report(run_dir, query_volume)  # read once, rendered in every format
     decision = read_json(paths["decision"])  # the analysis write_report just made, not a second one
     for table in terminal_tables(run, decision):
         console.print(table)
@@ -159,11 +174,12 @@ def cmd_knowledge_update(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
+    from .store import atomic_write_text
 
     table, md = compare_runs([Path(p) for p in args.run_dirs])
     console.print(table)
     if args.out:
-        Path(args.out).write_text(md, encoding="utf-8")
+        atomic_write_text(Path(args.out), md)
         console.print(f"written: {args.out}")
     return 0
 
@@ -171,7 +187,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="Prompt, fine-tune or retrieve? Measure it.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("ls", help="list suites").set_defaults(fn=cmd_ls)
+    ls = sub.add_parser("ls", help="list suites (or, with --runs, run directories and whether each finished)")
+    ls.add_argument("--runs", action="store_true", help="list the run directories of a results folder instead")
+    ls.add_argument("--results", help="the results folder --runs lists (default: env TRIDENT_RESULTS, else results)")
+    ls.set_defaults(fn=cmd_ls)
     v = sub.add_parser("validate", help="check a suite without running it")
     v.add_argument("suite", help="suite name, directory or suite.yaml")
     add_outside_paths_option(v)

@@ -10,6 +10,7 @@ from rich.table import Table as RichTable
 from .render_markdown import markdown_table
 from .render_terminal import rich_table
 from .results import RunResults, load_run
+from .store import COMPLETE
 from .tables import Row, Table, fmt
 
 
@@ -30,6 +31,11 @@ def comparison_table(runs: list[RunResults]) -> Table:
     for t in sorted({t for run in runs for t in run.tasks}):
         if len({run.test_hashes.get(t) for run in runs if t in run.test_hashes}) > 1:
             notes.append(f"{t}: the runs used different test examples; compare with care.")
+    # load_run refuses runs stopped while predicting; one whose report was never finished has whole scores
+    for run in runs:
+        if run.status != COMPLETE:
+            notes.append(f"{_label(run)} is unfinished (run.json status '{run.status}'): its report was never "
+                         f"finished; `bench report {run.run_dir}` finishes it.")
     header = ["task", "metric", "arm variant", *[_label(run) for run in runs]]
     return Table("comparison of runs: score [95% CI]", header, rows, notes, numeric_from=3)
 

@@ -10,10 +10,12 @@ Reads only results (through `bench.results`): no model, no torch. `decide` retur
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .collapse import Collapse, diagnose
 from .config import DEFAULT_QUERY_VOLUME, query_volume_problem
 from .errors import ConfigError
 from .metrics import get_metric
@@ -143,6 +145,13 @@ class TaskDecision:
     pricing: Pricing | None = None
     """The best arm and those that cannot be told apart from it, priced at query_volume; None when fewer
     than two of them have a measured latency."""
+    collapses: list[Collapse] = field(default_factory=list)
+    """The arms whose predictions collapsed (one label, empty, truncated or identical outputs), in the
+    task's arm order; the verdict names each, and every report format warns under the task's table."""
+
+    def collapse(self, arm: str) -> Collapse | None:
+        """The arm's collapse; None when its outputs look like answers."""
+        return next((c for c in self.collapses if c.arm == arm), None)
 
     def total_s(self, arm: str) -> float | None:
         """The arm's total seconds at query_volume; None without a measured latency."""
@@ -158,18 +167,20 @@ class TaskDecision:
                 "costs": {a: c.to_json() for a, c in self.costs.items()},
                 "break_even": [asdict(b) for b in self.break_even], "verdict": self.verdict,
                 "query_volume": self.query_volume, "totals_s": {a: rounded_s(self.total_s(a)) for a in self.costs},
-                "pricing": self.pricing.to_json() if self.pricing else None}
+                "pricing": self.pricing.to_json() if self.pricing else None,
+                "collapses": [asdict(c) for c in self.collapses]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TaskDecision:
         """Read an entry of decision.json back, including those written before `why_none` or the query
-        volume existed (`totals_s` is derived from the costs, so it is not read)."""
+        volume or the collapses existed (`totals_s` is derived from the costs, so it is not read)."""
         breaks = [BreakEven(**{"why_none": None, **b}) for b in d["break_even"]]
         pricing = Pricing.from_json(d["pricing"]) if d.get("pricing") else None
         return cls(d["primary"], d["best"],
                    {a: {m: PairedTest(**t) for m, t in c.items()} for a, c in d["comparisons"].items()},
                    {a: ArmCosts.from_json(c) for a, c in d["costs"].items()}, breaks, d["verdict"],
-                   d.get("query_volume", DEFAULT_QUERY_VOLUME), pricing)
+                   d.get("query_volume", DEFAULT_QUERY_VOLUME), pricing,
+                   [Collapse(**c) for c in d.get("collapses", [])])
 
 
 def rounded_s(seconds: float | None) -> float | None:
@@ -189,7 +200,8 @@ def decisions_from_json(decision: dict[str, Any]) -> dict[str, TaskDecision]:
 def decide(run: RunResults, *, seed: int = 0, query_volume: int | None = None) -> dict[str, TaskDecision]:
     """Per task with arms: the best arm by the first metric, paired tests of every other arm
     against it (Holm-corrected within the task), cost per arm, break-even points, the arms that
-    cannot be told apart priced at `query_volume` (None: the run's) and a verdict."""
+    cannot be told apart priced at `query_volume` (None: the run's), the arms whose predictions
+    collapsed, and a verdict."""
     volume = run.query_volume if query_volume is None else query_volume
     problem = query_volume_problem(volume)
     if problem:
@@ -203,10 +215,19 @@ def decide(run: RunResults, *, seed: int = 0, query_volume: int | None = None) -
         rows = {a: {p.id: p for p in run.predictions(a, name)} for a in task.arms}
         comparisons = _paired_tests(task, best, rows, seed)
         costs = {a: run.costs(a, name) for a in task.arms}
-        text = verdict(name, task, primary, best, comparisons, costs, query_volume=volume, gpu=run.gpu)
+        collapses = _collapses(run, task, rows)
+        text = verdict(name, task, primary, best, comparisons, costs, query_volume=volume, gpu=run.gpu,
+                       collapses=collapses)
         out[name] = TaskDecision(primary, best, comparisons, costs, break_even_points(costs), text, volume,
-                                 price(costs, tied_arms(best, comparisons, primary), volume))
+                                 price(costs, tied_arms(best, comparisons, primary), volume), collapses)
     return out
+
+
+def _collapses(run: RunResults, task: TaskResults, rows: dict[str, dict[str, ScoredPrediction]]) -> list[Collapse]:
+    """Every arm of the task whose stored predictions collapsed, in the task's arm order."""
+    found = [diagnose(arm, task.name, task.kind, list(rows[arm].values()), run.max_new_tokens.get(task.name))
+             for arm in task.arms]
+    return [c for c in found if c is not None]
 
 
 def _paired_tests(task: TaskResults, best: str, rows: dict[str, dict[str, ScoredPrediction]],
@@ -305,10 +326,13 @@ def _fmt_p(p: float) -> str:
 
 
 def verdict(task: str, s: TaskResults, primary: str, best: str, comparisons: dict[str, dict[str, PairedTest]],
-            costs: dict[str, ArmCosts], *, query_volume: int = DEFAULT_QUERY_VOLUME, gpu: str | None = None) -> str:
+            costs: dict[str, ArmCosts], *, query_volume: int = DEFAULT_QUERY_VOLUME, gpu: str | None = None,
+            collapses: Sequence[Collapse] = ()) -> str:
     """One paragraph, never stronger than the statistics: significance after Holm correction; among
     the arms that cannot be told apart, the cheapest in total seconds at `query_volume` (on `gpu`
-    when the run used one) and the volume at which that answer changes."""
+    when the run used one) and the volume at which that answer changes. Every arm in `collapses` is
+    named with what its predictions did, the best arm's right after its score and the floor, so a
+    collapsed arm is never the winner without that sentence."""
     est = s.arms[best].metrics[primary]
     floor = s.floor.metrics[primary].value if primary in s.floor.metrics else None
     text = f"On {task}, {best} scores highest on {primary}: {est.value:.3f} [{est.low:.3f}, {est.high:.3f}]."
@@ -316,8 +340,11 @@ def verdict(task: str, s: TaskResults, primary: str, best: str, comparisons: dic
         text += f" Every arm scores below the floor ({floor:.3f}): none beats the no-skill baseline."
     elif floor is not None and est.low <= floor:
         text += f" Its interval includes the floor ({floor:.3f}): no arm is clearly better than the no-skill baseline."
+    collapsed = {c.arm: _collapse_sentence(c, s, primary, floor) for c in collapses}
+    if best in collapsed:  # before anything compares it with the other arms
+        text += collapsed.pop(best)
     if not comparisons:
-        return text
+        return text + "".join(collapsed.values())
     ties = tied_arms(best, comparisons, primary)[1:]
     beaten = [a for a in comparisons if a not in ties]
 
@@ -334,7 +361,14 @@ def verdict(task: str, s: TaskResults, primary: str, best: str, comparisons: dic
         pricing = price(costs, [best, *ties], query_volume)
         if pricing:
             text += _pricing_sentence(pricing, query_volume, gpu)
-    return text + _cost_sentence(best, costs[best])
+    return text + "".join(collapsed.values()) + _cost_sentence(best, costs[best])
+
+
+def _collapse_sentence(c: Collapse, s: TaskResults, primary: str, floor: float | None) -> str:
+    """' lora predicted 'other' for 98% of test examples (collapsed onto one label): its score is the
+    majority floor's, ...': the floor is named when the arm's score equals it to the three decimals shown."""
+    at_floor = floor is not None and round(s.arms[c.arm].metrics[primary].value, 3) == round(floor, 3)
+    return " " + c.sentence(at_floor=at_floor)
 
 
 def _pricing_sentence(p: Pricing, query_volume: int, gpu: str | None) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .data import stable_hash
 from .errors import ModelError
+from .store import DISK_FULL, disk_full
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 
@@ -201,6 +202,10 @@ def _dequantise(src: Path, gguf_file: str, target: Path) -> None:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
+        except OSError as e:
+            if e.errno in DISK_FULL:  # say where and what to free, not a bare 'No space left on device'
+                raise disk_full(target) from e
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -217,7 +217,8 @@ def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: i
                arm_overrides: dict[str, Any] | None = None,
                tasks: Sequence[str] = ("imbalanced", "clause_type")) -> list[dict[str, Any]]:
     """The arm (its defaults, with ARM_DEFAULTS' hyperparameters) and the reference loop on the
-    imbalanced task and on clause_type: one row per (task, trainer)."""
+    imbalanced task and on clause_type: per task, one row per (trainer, scoring); `scoring` 'all'
+    reports every label scoring of SCORINGS from the same trained models."""
     rows = []
     for name in tasks:
         base = imbalanced_clause_task(suite, seed) if name == "imbalanced" else suite.tasks[name]
@@ -227,21 +228,24 @@ def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: i
         start = time.perf_counter()
         model, costs = arm_train(lm, suite, task, kw, seed, log)
         arm_s = time.perf_counter() - start
-        arm_preds = classify(model.model, lm.tokenizer, task, test_rows, device=lm.device)[scoring]
+        arm_preds = classify(model.model, lm.tokenizer, task, test_rows, device=lm.device)
         del model
         start = time.perf_counter()
         ref = reference_train(lm, task.spec, task.split("train"), rank=kw["rank"], alpha=kw["alpha"],
                               dropout=kw["dropout"], learning_rate=kw["learning_rate"], batch_size=kw["batch_size"],
                               epochs=epochs, max_length=kw["max_length"], seed=seed)
         ref_s = time.perf_counter() - start
-        ref_preds = classify(ref.model, lm.tokenizer, task, test_rows, device=lm.device)[scoring]
+        ref_preds = classify(ref.model, lm.tokenizer, task, test_rows, device=lm.device)
         sizes = f"{len(task.split('train'))}/{len(task.split('validation'))}/{len(test_rows)}"
-        test_vs = paired(arm_preds, ref_preds, test_rows)
-        rows.append({"task": task.name, "trainer": "arm", "sizes": sizes, **summarise(arm_preds, test_rows, major),
-                     "tokens_per_s": costs.train_tokens_per_s, "train_s": round(arm_s, 1), **test_vs})
-        rows.append({"task": task.name, "trainer": "reference loop", "sizes": sizes,
-                     **summarise(ref_preds, test_rows, major), "tokens_per_s": round(ref.tokens_per_s, 1),
-                     "train_s": round(ref_s, 1), "precision": ref.precision})
+        for how in (SCORINGS if scoring == "all" else (scoring,)):
+            named = f" ({how})" if scoring == "all" else ""
+            rows.append({"task": task.name, "trainer": "arm" + named, "sizes": sizes,
+                         **summarise(arm_preds[how], test_rows, major), "tokens_per_s": costs.train_tokens_per_s,
+                         "train_s": round(arm_s, 1), **paired(arm_preds[how], ref_preds[how], test_rows)})
+            rows.append({"task": task.name, "trainer": "reference loop" + named, "sizes": sizes,
+                         **summarise(ref_preds[how], test_rows, major), "tokens_per_s": round(ref.tokens_per_s, 1),
+                         "train_s": round(ref_s, 1), "precision": ref.precision})
+        log(markdown(rows))
     return rows
 
 
@@ -272,7 +276,7 @@ def run_changes(lm: Any, suite: Suite, changes: Sequence[str], *, task_name: str
     task = subsample(base, {"train": train, "validation": validation, "test": test}, seed)
     test_rows, major = task.split("test"), majority_label(task)
     sizes = f"{len(task.split('train'))}/{len(task.split('validation'))}/{len(test_rows)}"
-    rows, first = [], None
+    rows, first = [], {}
     for change in ["(arm defaults)", *changes]:
         kw = {**ARM_DEFAULTS, "epochs": epochs, **(arm_overrides or {})}
         # "a=1,b=2" is one row with both changes (the combination of single changes)
@@ -281,15 +285,18 @@ def run_changes(lm: Any, suite: Suite, changes: Sequence[str], *, task_name: str
             kw[key] = value
         start = time.perf_counter()
         model, costs = arm_train(lm, suite, task, kw, seed, log)
-        preds = classify(model.model, lm.tokenizer, task, test_rows, device=lm.device)[scoring]
-        row = {"task": task.name, "trainer": change, "sizes": sizes, **summarise(preds, test_rows, major),
-               "tokens_per_s": costs.train_tokens_per_s, "train_s": round(time.perf_counter() - start, 1)}
-        if first is None:
-            first = preds
-        else:
-            row.update(paired(preds, first, test_rows))
-        rows.append(row)
-        log(markdown(rows[-1:]))
+        by_scoring = classify(model.model, lm.tokenizer, task, test_rows, device=lm.device)
+        seconds = round(time.perf_counter() - start, 1)
+        for how in (SCORINGS if scoring == "all" else (scoring,)):
+            preds = by_scoring[how]
+            row = {"task": task.name, "trainer": change + (f" ({how})" if scoring == "all" else ""), "sizes": sizes,
+                   **summarise(preds, test_rows, major), "tokens_per_s": costs.train_tokens_per_s, "train_s": seconds}
+            if how in first:  # every change is tested against the defaults under the same scoring
+                row.update(paired(preds, first[how], test_rows))
+            else:
+                first[how] = preds
+            rows.append(row)
+            log(markdown(rows[-1:]))
         del model
     return rows
 
@@ -302,7 +309,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation", type=int, default=None, help="seeded validation subsample (default: all)")
     p.add_argument("--test", type=int, default=None, help="seeded test subsample (default: all)")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--scoring", choices=SCORINGS, default="sum")
+    p.add_argument("--scoring", choices=(*SCORINGS, "all"), default="sum",
+                   help="label scoring of the test predictions ('all': every one, from the same trained models)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--changes", nargs="*", default=None,
                    help="single-change table instead: the arm, then once per 'key=value' of the finetune spec "

@@ -26,6 +26,7 @@ th{background:#f3f4f6}td.num{text-align:right;font-variant-numeric:tabular-nums;
 tr.floor td{color:#777}.verdict{background:#f8fafc;border-left:4px solid #2563eb;padding:.6rem .9rem}
 img{max-width:100%;border:1px solid #eee;margin:.3rem}.meta{color:#555;font-size:.85rem}
 .sig{font-weight:600}pre{white-space:pre-wrap;margin:0;font-size:.8rem;max-height:8rem;overflow:auto}
+.warnings{background:#fffbeb;border-left:4px solid #d97706;padding:.4rem .9rem .4rem 2rem}
 """
 
 
@@ -41,6 +42,13 @@ def html_table(table: Table) -> str:
         cells = [*row.cells, *[""] * (len(table.header) - len(row.cells))]
         body.append(f"<tr{cls}>{''.join(_cell(table, row.emphasis, j, c) for j, c in enumerate(cells))}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def html_warnings(table: Table) -> list[str]:
+    """The table's warnings as a highlighted list under it; nothing when it has none."""
+    if not table.warnings:
+        return []
+    return ['<ul class="warnings">' + "".join(f"<li>{escape(w)}</li>" for w in table.warnings) + "</ul>"]
 
 
 def _cell(table: Table, emphasis: frozenset[int], j: int, text: str) -> str:
@@ -84,7 +92,7 @@ def _intro(run: RunResults, decisions: dict[str, TaskDecision]) -> list[str]:
 def _task_section(task: TaskTables, samples: Table | None, pngs: dict[str, bytes]) -> list[str]:
     name = task.task.name
     out = [f"<h2>{escape(name)} <small>({escape(task.task.kind)}, n={task.task.n})</small></h2>",
-           html_table(task.scores)]
+           html_table(task.scores), *html_warnings(task.scores)]
     if task.retrieval:
         out.append(html_table(task.retrieval))
     out += [img(pngs[k], k) for k in (f"{name}-bars", f"{name}-cost", f"{name}-retrieval") if k in pngs]

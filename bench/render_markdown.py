@@ -20,6 +20,13 @@ def markdown_table(table: Table) -> list[str]:
     return [_row(table.header, width), "|" + "---|" * width, *[_row(r.cells, width) for r in table.rows]]
 
 
+def markdown_warnings(table: Table) -> list[str]:
+    """The table's warnings as a bold-headed list under it; nothing when it has none."""
+    if not table.warnings:
+        return []
+    return ["", "**Warnings:**", "", *[f"- {_cell(w)}" for w in table.warnings]]
+
+
 def _row(cells: list[str], width: int) -> str:
     # blank tail cells are written '| |', as report.md always had them (keeps old reports comparable)
     return "| " + " | ".join(_cell(c) for c in cells) + " |" + " |" * (width - len(cells))
@@ -61,7 +68,7 @@ def _intro(run: RunResults, decisions: dict[str, TaskDecision]) -> list[str]:
 
 
 def _task_section(task: TaskTables, plots: dict[str, str]) -> list[str]:
-    lines = ["", f"## {task.scores.title}", "", *markdown_table(task.scores)]
+    lines = ["", f"## {task.scores.title}", "", *markdown_table(task.scores), *markdown_warnings(task.scores)]
     if task.retrieval:
         lines += ["", f"{task.retrieval.title}:", "", *markdown_table(task.retrieval)]
     for key in (f"{task.task.name}-bars", f"{task.task.name}-cost", f"{task.task.name}-retrieval"):

@@ -1,6 +1,6 @@
 """A `Table` as a rich table for the terminal: the floor dimmed, significant differences bold,
-the notes as its caption. Every cell is escaped: dataset strings may hold [brackets] that rich
-would otherwise read as markup."""
+the notes as its caption and the warnings under them in bold yellow. Every cell is escaped: dataset
+strings may hold [brackets] that rich would otherwise read as markup."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from .tables import Table
 def rich_table(table: Table, *, title: str | None = None, fold: bool = False) -> RichTable:
     """`title` replaces the table's own; `fold` wraps long cells (wide comparisons) instead of keeping
     every column on one line (score tables, whose numbers must not break)."""
+    caption = [escape(n) for n in table.notes] + [f"[bold yellow]{escape(w)}[/bold yellow]" for w in table.warnings]
     out = RichTable(title=escape(title if title is not None else table.title),
-                    caption=escape("\n".join(table.notes)) if table.notes else None)
+                    caption="\n".join(caption) if caption else None,
+                    caption_justify="left" if table.warnings else "center")  # long warnings read better left
     for j, name in enumerate(table.header):
         numeric = table.numeric_from is not None and j >= table.numeric_from
         if fold:

@@ -8,6 +8,7 @@ The pipeline: `results.load_run` reads the run once, `decision.decide` analyses 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from .render_html import html_report
 from .render_markdown import markdown_report
 from .render_terminal import rich_table
 from .results import ArmCosts, RunResults, load_run
-from .store import atomic_write_text, write_json
+from .store import COMPLETE, REPORTING, atomic_write_bytes, atomic_write_text, set_run_status, write_json
 from .tables import cost_tables as _cost_tables
 from .tables import report_tables, score_table
 
@@ -39,9 +40,7 @@ def write_report(run_dir: Path | RunResults, query_volume: int | None = None) ->
     tables = report_tables(run, decisions, volume)
     pngs = report_plots(run, decisions)
     for name, data in pngs.items():
-        path = folder / "plots" / f"{name}.png"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(data)
+        atomic_write_bytes(folder / "plots" / f"{name}.png", data)
     out = {"md": folder / "report.md", "html": folder / "report.html", "csv": folder / "results.csv",
            "decision": folder / "decision.json"}
     write_json(out["decision"], {task: d.to_json() for task, d in decisions.items()})
@@ -49,6 +48,18 @@ def write_report(run_dir: Path | RunResults, query_volume: int | None = None) ->
     atomic_write_text(out["html"], html_report(run, decisions, tables, pngs))
     atomic_write_text(out["csv"], csv_text(tables.results))
     return out
+
+
+def finish_report(run_dir: Path, query_volume: int | None = None) -> tuple[RunResults, dict[str, Path]]:
+    """Write every report file of a run whose cells all finished, then mark it complete (what `bench run`
+    does after its cells and `bench report` does again). run.json says 'reporting' while the files are
+    written, so a kill or a full disk in between leaves a run that lists as unfinished and that this
+    finishes. Returns the run as loaded and write_report's paths."""
+    run = load_run(run_dir)  # refuses a run stopped or failed while predicting: it has no scores
+    set_run_status(run.run_dir, REPORTING)
+    paths = write_report(run, query_volume)
+    set_run_status(run.run_dir, COMPLETE)
+    return replace(run, status=COMPLETE), paths
 
 
 def terminal_tables(run_dir: Path | RunResults, decision: dict[str, Any] | None = None) -> list[RichTable]:

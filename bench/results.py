@@ -4,6 +4,10 @@ that knows the layout of run.json, scores.json and the prediction JSONL files.
 Everything downstream (the decision analysis, the tables, the plots, `bench compare`) works on
 `RunResults` rather than on nested dicts, so a key of scores.json is spelled in one place. Run
 directories written by earlier versions load too: keys that were added later are optional here.
+
+A run loads only when every cell finished (run.json's status 'reporting' or 'complete'); a run
+stopped or failed while predicting has no scores and is refused in one line that says so.
+`list_runs` reads only run.json, to list every run of a results folder with its status.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from .config import DEFAULT_QUERY_VOLUME
 from .errors import ConfigError
 from .predictions import ScoredPrediction
 from .stats import Estimate
-from .store import read_json, read_jsonl
+from .store import COMPLETE, FAILED, REPORTING, RUNNING, read_json, read_jsonl
 
-__all__ = ["ArmCosts", "ArmScores", "Cell", "Estimate", "Floor", "RunResults", "ScoredPrediction", "TaskResults",
-           "load_predictions", "load_run"]
+__all__ = ["ArmCosts", "ArmScores", "Cell", "Estimate", "Floor", "RunListing", "RunResults", "ScoredPrediction",
+           "TaskResults", "list_runs", "load_predictions", "load_run", "run_status"]
 
 Scalar = int | float | str | bool | None
 # Keys under which an arm may report its training time; the first one present is used.
@@ -188,6 +192,12 @@ class RunResults:
     gpu: str | None = None
     """The GPU that ran the arms (run.json's hardware), when the run's device was CUDA; None on CPU. Every
     cost is seconds of the run's device, so a verdict priced on a GPU says so."""
+    max_new_tokens: dict[str, int] = field(default_factory=dict)
+    """Task -> its generation budget (run.json's resolved spec), so an output that ran into it can be told
+    apart; empty for runs recorded without the spec's tasks."""
+    status: str = COMPLETE
+    """'complete', or 'reporting' when every cell is scored but the report files were never all written
+    (a kill or a full disk while reporting): `bench report` finishes it (see bench.store)."""
 
     def cell(self, arm: str, task: str) -> Cell | None:
         # the last record wins, as it did when the cells were gathered into a dict
@@ -217,10 +227,42 @@ class RunResults:
         return curves
 
 
+# The report files: a run from before run.json had a status is complete when they are all there.
+REPORT_FILES = ("decision.json", "report.md", "report.html", "results.csv")
+
+
+def run_status(run_dir: Path, record: dict[str, Any]) -> str:
+    """run.json's status (`record` is its content). Runs written before the field existed wrote run.json
+    after their last cell, so their cells all finished; they are complete once their report files are there."""
+    status = record.get("status")
+    if isinstance(status, str):
+        return status
+    return COMPLETE if all((Path(run_dir) / name).is_file() for name in REPORT_FILES) else REPORTING
+
+
+def unfinished_cells(run_dir: Path, record: dict[str, Any]) -> str | None:
+    """Why the run has no scores to report (it stopped or failed while predicting), or None."""
+    status = run_status(run_dir, record)
+    if status in (REPORTING, COMPLETE):
+        return None
+    if status == RUNNING:
+        why = "it stopped before its scores were saved (killed, out of disk, or still running)"
+    elif status == FAILED:
+        why = f"it failed before its scores were saved ({record.get('error') or 'no error recorded'})"
+    else:
+        why = f"run.json's status is '{status}', which this version of trident does not know"
+    return f"{run_dir}: unfinished run: {why}; rerun the same `bench run` (finished cells come from the cache)"
+
+
 def load_run(run_dir: Path) -> RunResults:
-    """Read scores.json and run.json of `run_dir` (each once) into a RunResults."""
+    """Read run.json and scores.json of `run_dir` (each once) into a RunResults; a run whose cells did
+    not all finish is a ConfigError saying so."""
     run_dir = Path(run_dir)
-    scores, run = _read(run_dir, "scores.json"), _read(run_dir, "run.json")
+    run = _read(run_dir, "run.json")
+    problem = unfinished_cells(run_dir, run)
+    if problem:
+        raise ConfigError(problem)
+    scores = _read(run_dir, "scores.json")
     model, timings = run["model"], run["timings"]
     return RunResults(
         run_dir=run_dir, suite=scores["suite"],
@@ -232,7 +274,67 @@ def load_run(run_dir: Path) -> RunResults:
         cells=[_cell(c) for c in run["cells"]],
         test_hashes={t: d.get("test_hash") for t, d in run.get("data", {}).items()},
         query_volume=run.get("spec", {}).get("query_volume", DEFAULT_QUERY_VOLUME),
-        gpu=(run.get("hardware", {}).get("gpu") or "a GPU") if model["device"].startswith("cuda") else None)
+        gpu=(run.get("hardware", {}).get("gpu") or "a GPU") if model["device"].startswith("cuda") else None,
+        max_new_tokens={t["name"]: t["max_new_tokens"] for t in run.get("spec", {}).get("tasks", [])
+                        if t.get("max_new_tokens")},
+        status=run_status(run_dir, run))
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One directory under results/<suite>/, as `bench ls --runs` shows it."""
+
+    path: Path
+    suite: str
+    """The suite folder it lies in."""
+    kind: str
+    """'run', 'knowledge-update' (an experiment's directory) or '?' (neither: no record file)."""
+    status: str
+    """'complete', or what is unfinished about it: a run status, 'unfinished' or 'unreadable'."""
+    started: str | None
+    """When it started (UTC, ISO 8601), where run.json says."""
+    note: str
+    """What to do about an unfinished directory ('' for a complete one)."""
+
+    @property
+    def complete(self) -> bool:
+        return self.status == COMPLETE
+
+
+EXPERIMENT_RECORDS = {"knowledge-update-": "knowledge_update.json"}
+"""An experiment's directory name prefix -> its record file, which it writes last (its end marker)."""
+
+
+def list_runs(results: Path) -> list[RunListing]:
+    """Every directory results/<suite>/<run-id>, oldest first within a suite; reads run.json only."""
+    results = Path(results)
+    if not results.is_dir():
+        return []
+    return [_listing(d) for suite in sorted(results.iterdir()) if suite.is_dir()
+            for d in sorted(suite.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+
+
+def _listing(d: Path) -> RunListing:
+    for prefix, record_file in EXPERIMENT_RECORDS.items():
+        if d.name.startswith(prefix):
+            done = (d / record_file).is_file()
+            return RunListing(d, d.parent.name, prefix.rstrip("-"), COMPLETE if done else "unfinished", None,
+                              "" if done else f"no {record_file}: it stopped or failed before the end; rerun it")
+    if not (d / "run.json").is_file():
+        return RunListing(d, d.parent.name, "?", "unfinished", None,
+                          "no run.json: not a run (an older trident left failed runs empty); safe to delete")
+    try:
+        record = read_json(d / "run.json")
+    except (ValueError, OSError):  # invalid JSON or UTF-8 (both ValueErrors), or unreadable
+        record = None
+    if not isinstance(record, dict):
+        return RunListing(d, d.parent.name, "run", "unreadable", None, "run.json is not a JSON object")
+    status = run_status(d, record)
+    if status == REPORTING:
+        note = f"every cell is scored but the report was never finished: `bench report {d}` finishes it"
+    else:
+        note = (unfinished_cells(d, record) or "").removeprefix(f"{d}: ")
+    return RunListing(d, d.parent.name, "run", status, record.get("started"), note)
 
 
 def load_predictions(run_dir: Path, arm: str, task: str) -> list[ScoredPrediction]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .arms import Arm, ArmContext, build_arms, run_order, suite_context
@@ -24,7 +25,18 @@ from .errors import ConfigError
 from .models import LoadedModel, cache_root, check_model_spec, choose_device, choose_dtype, fingerprint, load_model
 from .predictions import Prediction, ScoredPrediction
 from .scoring import retrieval_scores, score_floor, score_predictions
-from .store import PredictionCache, code_fingerprint, environment, new_run_dir, write_json, write_jsonl
+from .store import (
+    FAILED,
+    REPORTING,
+    RUNNING,
+    PredictionCache,
+    code_fingerprint,
+    discard_run_dir,
+    environment,
+    new_run_dir,
+    write_json,
+    write_jsonl,
+)
 from .suites import Suite, Task, load_suite
 
 
@@ -135,24 +147,52 @@ class ModelLoader:
 
 
 def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
+    """Predict and score every cell into a new run directory and return it, its run.json saying
+    'reporting': bench.report.finish_report writes the report files, then marks it 'complete'.
+
+    run.json says 'running' from the start, so a killed run never looks finished. A run that fails
+    before any cell finished leaves no directory; one that fails later keeps its cells, marked
+    'failed' (a rerun takes the finished cells from the prediction cache)."""
     started = time.time()
     plan = plan_run(name, opts)
+    record = _run_record(plan, opts, started)
     run_dir = new_run_dir(opts.results, plan.suite.spec.name)
     loader = ModelLoader(plan, opts, console)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        ctx = suite_context(plan.suite, loader, batch_size=plan.batch_size, retrain=opts.retrain,
-                            progress=_bars(progress), log=lambda message: progress.console.print(message))
-        cells = CellRunner(plan, opts, ctx, run_dir, progress)
-        for arm_name in plan.arm_order:
-            for task_name in plan.task_names:
-                if _applies(plan.arms[arm_name], task_name):
-                    cells.run(arm_name, plan.suite.tasks[task_name])
-    timings = {"model_load_s": loader.load_seconds, "wall_s": round(time.time() - started, 2)}
-    write_json(run_dir / "scores.json", {"suite": plan.suite.spec.name, "tasks": cells.scores_in_declared_order()})
-    write_json(run_dir / "run.json", _run_record(plan, opts, started, timings, cells.cells))
+    cells: CellRunner | None = None
+    try:
+        write_json(run_dir / "run.json", {"status": RUNNING, **record, "cells": []})
+        with Progress(*columns, console=console, transient=False) as progress:
+            ctx = suite_context(plan.suite, loader, batch_size=plan.batch_size, retrain=opts.retrain,
+                                progress=_bars(progress), log=lambda message: progress.console.print(message))
+            cells = CellRunner(plan, opts, ctx, run_dir, progress)
+            for arm_name in plan.arm_order:
+                for task_name in plan.task_names:
+                    if _applies(plan.arms[arm_name], task_name):
+                        cells.run(arm_name, plan.suite.tasks[task_name])
+        timings = {"model_load_s": loader.load_seconds, "wall_s": round(time.time() - started, 2)}
+        write_json(run_dir / "scores.json", {"suite": plan.suite.spec.name, "tasks": cells.scores_in_declared_order()})
+        write_json(run_dir / "run.json", {"status": REPORTING, **record, "timings": timings, "cells": cells.cells})
+    except BaseException as e:  # also Ctrl-C: the directory must say what it holds
+        _abandon(run_dir, record, cells.cells if cells else [], e, console)
+        raise
     return run_dir
+
+
+def _abandon(run_dir: Path, record: dict[str, Any], done: list[dict[str, Any]], error: BaseException,
+             console: Console) -> None:
+    """After a failure: no finished cell, no directory; else the cells are kept, marked 'failed'."""
+    if not done:
+        discard_run_dir(run_dir)
+        return
+    reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+    try:
+        write_json(run_dir / "run.json", {"status": FAILED, "error": reason, **record, "cells": done})
+    except BaseException:  # e.g. the disk is still full: run.json still says 'running', also unfinished
+        pass
+    console.print(f"[yellow]{escape(str(run_dir))}: unfinished run kept, marked failed ({len(done)} cells finished; "
+                  "a rerun takes them from the cache)[/yellow]", highlight=False)
 
 
 def _applies(arm: Arm, task_name: str) -> bool:
@@ -239,18 +279,19 @@ def _cell_record(arm: str, task: str, key: str, cached: bool, info: dict[str, An
             "mean_latency_s": round(sum(p.latency_s for p in preds) / n, 5), "costs": info.get("costs", {})}
 
 
-def _run_record(plan: Plan, opts: RunOptions, started: float, timings: dict[str, Any],
-                cells: list[dict[str, Any]]) -> dict[str, Any]:
+def _run_record(plan: Plan, opts: RunOptions, started: float) -> dict[str, Any]:
+    """What run.json says from the start; timings and cells are added as the run goes."""
     suite, spec = plan.suite, plan.suite.spec
     return {
         "suite": spec.name, "suite_path": str(suite.path), "profile": suite.profile,
         "spec": spec.model_dump(mode="json"),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "model": {"spec": plan.model_spec, "fingerprint": plan.model_id, "device": plan.device, "dtype": plan.dtype},
-        "seed": spec.seed, "code_fingerprint": code_fingerprint(), "started": _iso(started), "timings": timings,
+        "seed": spec.seed, "code_fingerprint": code_fingerprint(), "started": _iso(started),
+        "timings": {"model_load_s": None, "wall_s": None},
         "data": {t: {"test_n": len(suite.tasks[t].split("test")), "full_sizes": suite.tasks[t].full_sizes,
                      "test_hash": examples_hash(suite.tasks[t].split("test"))} for t in plan.task_names},
-        "cells": cells, **environment(),
+        **environment(),
     }
 
 

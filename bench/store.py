@@ -1,15 +1,19 @@
 """Run directories, atomic writes and the prediction cache.
 
 A cache entry is written data-first and its metadata last, each by temp file + rename, so an
-interrupted run can never leave an entry that looks complete.
+interrupted run can never leave an entry that looks complete. A run directory follows the same
+rule: run.json's `status` is written first as 'running' and last as 'complete' (see RUN_STATUSES),
+so a run that was killed, failed or ran out of disk never looks finished.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -18,18 +22,74 @@ from pathlib import Path
 from typing import Any
 
 from .data import stable_hash
+from .errors import ResourceError
+
+# run.json's `status`, in the order a run passes through them. Only 'complete' is a finished run.
+RUNNING = "running"
+"""Cells are being predicted; a kill (or a run still going) leaves this."""
+FAILED = "failed"
+"""An error ended the run after some cells finished; run.json's `error` says which."""
+REPORTING = "reporting"
+"""Every cell is scored (scores.json is whole); the report files are being written."""
+COMPLETE = "complete"
+"""Every file of the run is written: the only status reports and comparisons take as finished."""
+RUN_STATUSES = (RUNNING, FAILED, REPORTING, COMPLETE)
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder and a rename, so a reader, a
+    kill or a concurrent writer of the same file sees the old file or the new one, never part of
+    one. A full disk is a ResourceError that names the path and what to free."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise disk_full(path) from e
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def disk_full(path: Path) -> ResourceError:
+    """The one-line error for a full disk (or quota) while writing `path`: where, how much is
+    left, and what can go: the cache is rebuilt on demand, results can be written elsewhere."""
+    from .models import cache_root  # imported here: models imports this module
+
+    free = _free_bytes(path)
+    left = f"{free / 2**20:.1f} MiB free there" if free is not None else "free space unknown"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        in_cache = Path(path).resolve().is_relative_to(cache_root().resolve())
+    except OSError:
+        in_cache = False
+    if in_cache:
+        what = (f"free space on that disk (anything under the trident cache {cache_root()} can be deleted: it is "
+                "rebuilt on demand) or set TRIDENT_CACHE to a folder on a bigger disk")
+    else:
+        what = ("free space on that disk (old run directories can be deleted) or write results to a bigger disk "
+                "(bench run --results DIR, or TRIDENT_RESULTS)")
+    return ResourceError(f"disk full while writing {path} ({left}): {what}")
+
+
+def _free_bytes(path: Path) -> int | None:
+    for folder in (Path(path), *Path(path).parents):  # the nearest folder that exists
+        if folder.is_dir():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -48,12 +108,41 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def new_run_dir(results: Path, suite: str) -> Path:
-    """results/<suite>/<UTC timestamp>-<random>: sortable, never reused."""
-    run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
-    path = results / suite / run_id
-    path.mkdir(parents=True)
-    return path
+def new_run_dir(results: Path, suite: str, prefix: str = "") -> Path:
+    """results/<suite>/<prefix><UTC timestamp>-<random>: sortable, never reused (a name another run
+    took in the same second is skipped, so concurrent runs never share a directory)."""
+    while True:
+        path = results / suite / (prefix + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            if e.errno in DISK_FULL:
+                raise disk_full(path) from e
+            raise
+
+
+def discard_run_dir(path: Path) -> None:
+    """Remove a run directory that holds no finished cell, and its suite folder if that is now empty:
+    a failed run leaves nothing that could pass for a run."""
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        path.parent.rmdir()  # only succeeds when empty: other runs of the suite stay
+    except OSError:
+        pass
+
+
+def set_run_status(run_dir: Path, status: str, **extra: Any) -> None:
+    """Rewrite run.json with `status` (first, where a reader looks) and any `extra` keys."""
+    assert status in RUN_STATUSES, status
+    path = run_dir / "run.json"
+    record = read_json(path)
+    if record.get("status") == status and not extra:
+        return
+    rest = {k: v for k, v in record.items() if k not in ("status", *extra)}
+    write_json(path, {"status": status, **extra, **rest})
 
 
 class PredictionCache:

@@ -17,6 +17,7 @@ SAMPLES = 4  # sample predictions per task in report.html
 SUMMARY_COSTS = (("latency_s", "latency s / query"), ("prompt_tokens", "prompt tokens / query"),
                  ("train_s", "training s"), ("predict_s", "predict s (whole test set)"))
 KIND_TITLES = {"prompt": "Prompting", "rag": "Retrieval", "finetune": "Fine-tuning"}
+COLLAPSED = "⚠"  # beside an arm whose predictions collapsed; its warning under the table says how
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Table:
     """Columns from this index on hold numbers (right-aligned); None: no column does."""
     preformatted: frozenset[int] = frozenset()
     """Columns whose text keeps its line breaks (sample inputs)."""
+    warnings: list[str] = field(default_factory=list)
+    """What a reader must not miss (an arm whose predictions collapsed): every format shows them under the
+    table, marked, unlike the notes."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,18 @@ def score_table(task: TaskResults, decision: TaskDecision | None) -> Table:
     """Rows: the floor and every arm variant; columns: metrics, the test against the best arm, the mode."""
     vs_best = f"vs best ({decision.primary})" if decision else "vs best"  # a task no arm ran has no best
     rows = [Row(["floor: " + task.floor.name, *[fmt(task.floor.metrics.get(m)) for m in task.metrics]], kind="floor")]
+    collapses = decision.collapses if decision else []
+    collapsed = {c.arm for c in collapses}
     for arm, scores in task.arms.items():
         test = decision.vs_best(arm) if decision else None
         significant = test is not None and test.p_holm < ALPHA
-        rows.append(Row([arm, *[fmt(scores.metrics.get(m)) for m in task.metrics], fmt_p(test), scores.mode],
+        name = f"{arm} {COLLAPSED}" if arm in collapsed else arm
+        rows.append(Row([name, *[fmt(scores.metrics.get(m)) for m in task.metrics], fmt_p(test), scores.mode],
                         emphasis=frozenset({len(task.metrics) + 1}) if significant else frozenset()))
     notes = [f"vs best: difference in {decision.primary}, Holm-corrected p (* < 0.05)"] if decision else []
     notes += [f"{arm} retrieval: {retrieval_summary(r)}" for arm, r in task.retrieval.items()]
-    return Table(f"{task.name} ({task.kind}, n={task.n})", ["arm variant", *task.metrics, vs_best, "mode"], rows, notes)
+    return Table(f"{task.name} ({task.kind}, n={task.n})", ["arm variant", *task.metrics, vs_best, "mode"], rows, notes,
+                 warnings=[f"{COLLAPSED} {c.warning()}" for c in collapses])
 
 
 def retrieval_table(task: TaskResults) -> Table | None:

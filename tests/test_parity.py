@@ -108,3 +108,21 @@ def test_imbalanced_clause_task_merges_seven_labels_into_other():
         assert [e.id for e in rows] == [e.id for e in src.split(split)]
         share = sum(e.target == OTHER for e in rows) / len(rows)
         assert 0.55 <= share <= 0.6
+
+
+def test_the_parity_and_single_change_tables_pair_every_scoring(env, tiny_lm):
+    """`python -m bench.perf parity` end to end on the toy task (1 epoch): every label scoring of
+    the same trained models, the arm paired against the loop, a change against the defaults."""
+    from bench.parity import SCORINGS, markdown, run_changes, run_parity
+
+    suite = load_suite(str(imbalanced_suite(env / "s", n_train=16, n_test=6)))
+    rows = run_parity(tiny_lm, suite, tasks=["colour"], epochs=1, scoring="all", log=lambda m: None)
+    assert [r["trainer"] for r in rows] == [f"{t} ({s})" for s in SCORINGS for t in ("arm", "reference loop")]
+    arm_rows = rows[::2]
+    assert all({"acc_diff", "acc_p_mcnemar", "f1_p"} <= set(r) for r in arm_rows)     # arm minus loop
+    assert all(r["sizes"] == "16/0/6" and 0 <= r["accuracy"][0] <= 1 for r in rows)
+    changes = run_changes(tiny_lm, suite, ["lr_scheduler=constant,batch_order=random"], task_name="colour",
+                          epochs=1, log=lambda m: None)
+    assert [r["trainer"] for r in changes] == ["(arm defaults)", "lr_scheduler=constant,batch_order=random"]
+    assert "acc_diff" not in changes[0] and "acc_diff" in changes[1]
+    assert markdown(changes).count("\n") == len(changes) + 1

@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..predictions import Prediction
 from ..results import load_predictions
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import code_fingerprint, git_sha, write_json
+from ..store import code_fingerprint, discard_run_dir, git_sha, new_run_dir, write_json
 from ..suites import Suite
 from .reindex import ReindexCost, reindex_cost
 from .update_figures import ExperimentResult, experiment_result
@@ -262,24 +262,26 @@ def run_knowledge_update(name: str, opts: RunOptions, console: Console, *,
     out = new_experiment_dir(opts.results, plan.run.suite.spec.name)
     loader = ModelLoader(plan.run, opts, console)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        worlds = make_worlds(plan, opts, loader, progress)
-        outputs: Outputs = {w.source: run_world(plan, opts, w, progress, out / w.source) for w in worlds}
-        reindex = reindex_costs(plan, worlds[1], opts, lambda message: progress.console.print(message))
-    provenance = _provenance(plan, opts, started, loader)
-    result = experiment_result(plan, outputs, reindex, provenance, n_boot=opts.n_boot)
-    write_json(out / "knowledge_update.json", dataclasses.asdict(result))
-    write_update_report(out, result)
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            worlds = make_worlds(plan, opts, loader, progress)
+            outputs: Outputs = {w.source: run_world(plan, opts, w, progress, out / w.source) for w in worlds}
+            reindex = reindex_costs(plan, worlds[1], opts, lambda message: progress.console.print(message))
+        provenance = _provenance(plan, opts, started, loader)
+        result = experiment_result(plan, outputs, reindex, provenance, n_boot=opts.n_boot)
+        write_update_report(out, result)
+        # the record last: it is the directory's end marker (`bench ls --runs` lists one without it as unfinished)
+        write_json(out / "knowledge_update.json", dataclasses.asdict(result))
+    except BaseException:
+        if not any(out.rglob("*.jsonl")):  # no cell finished: leave nothing that could pass for a result
+            discard_run_dir(out)
+        raise
     return out, result
 
 
 def new_experiment_dir(results: Path, suite: str) -> Path:
     """results/<suite>/knowledge-update-<UTC timestamp>-<random>: beside the suite's runs, never reused."""
-    import secrets
-
-    path = results / suite / f"knowledge-update-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-    path.mkdir(parents=True)
-    return path
+    return new_run_dir(results, suite, prefix="knowledge-update-")
 
 
 def _provenance(plan: UpdatePlan, opts: RunOptions, started: float, loader: ModelLoader) -> dict[str, Any]:

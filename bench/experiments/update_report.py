@@ -11,7 +11,7 @@ from ..render_html import html_table, img, page
 from ..render_markdown import markdown_table
 from ..render_terminal import rich_table
 from ..stats import Estimate
-from ..store import atomic_write_text
+from ..store import atomic_write_bytes, atomic_write_text
 from ..tables import Row, Table, fmt
 from .reindex import ReindexCost
 from .update_figures import ConditionResult, ExperimentResult
@@ -150,8 +150,7 @@ def write_update_report(folder: Path, result: ExperimentResult) -> dict[str, Pat
     tasks = list(result.questions)
     pngs = {task: figure(result, task) for task in tasks}
     for task, data in pngs.items():
-        (folder / "plots").mkdir(exist_ok=True)
-        (folder / "plots" / f"knowledge-update-{task}.png").write_bytes(data)
+        atomic_write_bytes(folder / "plots" / f"knowledge-update-{task}.png", data)
     out = {"md": folder / "report.md", "html": folder / "report.html"}
     atomic_write_text(out["md"], markdown_report(folder.name, result))
     atomic_write_text(out["html"], html_report(folder.name, result, pngs))

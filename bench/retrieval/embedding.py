@@ -109,13 +109,14 @@ class EmbeddingCache:
         return vecs
 
     def put(self, key: str, vecs: np.ndarray, ids: Sequence[str], info: dict[str, Any]) -> None:
-        from ..store import write_json
+        import io
+
+        from ..store import atomic_write_bytes, write_json
 
         d = self.dir_for(key)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".vectors.{time.time_ns()}.npy"
-        np.save(tmp, vecs)
-        tmp.replace(d / "vectors.npy")
+        buf = io.BytesIO()
+        np.save(buf, vecs)  # in memory, then the store's atomic writer: concurrent runs, full disks
+        atomic_write_bytes(d / "vectors.npy", buf.getvalue())
         write_json(d / "meta.json", {**info, "ids": list(ids), "shape": list(vecs.shape)})
 
 

@@ -145,15 +145,13 @@ def index_bytes(index: Any) -> int:
 
 
 def save(index: Any, path: Path, meta: dict[str, Any]) -> None:
-    """index file first, meta (embedder, dim, kind) last: no meta, no reuse."""
+    """index file first, meta (embedder, dim, kind) last: no meta, no reuse. Both go through the store's
+    atomic writer (a concurrent run or a full disk never leaves half an index; the latter names the path)."""
     import faiss
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, path)
-    from ..store import write_json
+    from ..store import atomic_write_bytes, write_json
 
+    atomic_write_bytes(path, faiss.serialize_index(index).tobytes())  # the bytes faiss.write_index writes
     write_json(path.with_suffix(".json"), meta)
 
 

@@ -9,9 +9,9 @@ checkpoints of an unfinished training stay in adapters/.work-<key> so a rerun re
 from __future__ import annotations
 
 import copy
-import errno
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,7 +22,7 @@ from ..data import stable_hash
 from ..errors import ResourceError
 from ..models import LoadedModel, cache_root
 from ..predictions import TrainingCosts
-from ..store import read_json, write_json
+from ..store import DISK_FULL, read_json, write_json
 
 MARKER = "COMPLETE"
 
@@ -54,9 +54,11 @@ def read_costs(key: str) -> TrainingCosts:
 def export(key: str, spec_record: dict[str, Any], costs: TrainingCosts, save: Callable[[Path], None]) -> None:
     """Write the artifact to a temp dir, the marker last, then rename it into place."""
     root = adapters_root()
-    tmp, final = root / f".tmp-{key}-{os.getpid()}", root / key
+    final = root / key
+    tmp: Path | None = None
     try:
-        tmp.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{key}-"))  # unique: concurrent runs never share it
         save(tmp)
         size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
         record = replace(costs, artifact_bytes=size).to_record()
@@ -66,9 +68,10 @@ def export(key: str, spec_record: dict[str, Any], costs: TrainingCosts, save: Ca
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if e.errno == errno.ENOSPC:
+    except (OSError, ResourceError) as e:  # ResourceError: write_json found the disk full
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
             raise ResourceError(f"disk full while saving the trained model to {root}: free space (or set "
                                 "TRIDENT_CACHE) and rerun; nothing was cached") from e
         raise

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..collapse import COLLAPSE_SHARE  # one threshold for training's log and the report's warning
 from ..config import FinetuneArm as FinetuneSpec
 from ..data import Document, Example
 from ..errors import BenchError, DataError, ResourceError
@@ -190,10 +191,6 @@ def _metric_fn(job: TrainingJob, tok: Any,
         return {name: float(np.mean(values)), "top_label_share": max(top_shares)}
 
     return name, fn
-
-
-COLLAPSE_SHARE = 0.9
-"""A model predicting one label for at least this share of validation examples is said to collapse."""
 
 
 def _log_label_shares(log: Callable[[str], None], label: str, task: Task, preds: list[str], value: float) -> float:
