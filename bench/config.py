@@ -195,7 +195,8 @@ class TaskSpec(Strict):
 class CorpusSpec(Strict):
     """Documents for retrieval: JSONL files with an id, a title and a text per line, and/or a
     folder of .txt/.md files (one document each: id = path inside the folder, title = first
-    Markdown heading or the file name)."""
+    Markdown heading or the file name). Any other JSONL column is the document's metadata,
+    which a rag variant's `filter` can match against its examples."""
 
     files: list[str] = Field(default_factory=list, description="JSONL files, relative to suite.yaml")
     update: list[str] = Field(
@@ -288,6 +289,14 @@ class FinetuneArm(Strict):
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
 
 
+class RetrievalFilter(Strict):
+    """Restrict each query's retrieval to corpus documents whose metadata `doc_field` equals the
+    example's `example_field` (compared as text), e.g. the clauses of the question's own contract."""
+
+    doc_field: str = Field(min_length=1, description="metadata column of the corpus documents, e.g. contract_id")
+    example_field: str = Field(min_length=1, description="column of the task's examples, e.g. contract")
+
+
 class RagArm(Strict):
     """Retrieved context (corpus passages, or nearest train examples) in the shared template."""
 
@@ -301,12 +310,32 @@ class RagArm(Strict):
     embed_batch_size: int = Field(32, ge=1, le=4096, description="texts per embedding batch (length-sorted)")
     chunk_tokens: int = Field(256, ge=16, description="chunk size in embedder tokens")
     chunk_overlap: int = Field(32, ge=0, description="overlap between consecutive chunks")
-    index: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="FAISS index type")
+    index: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="FAISS index type (dense retrieval)")
+    retriever: Literal["dense", "bm25", "hybrid"] = Field(
+        "dense", description="dense: embeddings and FAISS; bm25: lexical, numbers and identifiers kept whole; hybrid: "
+                             "both rankings fused by reciprocal rank fusion")
+    rrf_k: int = Field(60, ge=1, description="hybrid: the fusion constant; an item at rank r in a ranking adds "
+                                             "weight / (rrf_k + r)")
+    hybrid_weights: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = Field(
+        (1.0, 1.0), description="hybrid: the weights of the (dense, bm25) rankings in the fusion")
+    filter: RetrievalFilter | None = Field(
+        None, description="corpus mode: retrieve only from documents whose metadata matches a field of the example")
     max_context_tokens: int = Field(1024, ge=32, description="token budget for retrieved context in the prompt")
     finetuned: str | None = Field(
         None, description="a finetune variant of this suite to retrieve on top of (not `on`: YAML reads it as true)")
     calibrate: bool = Field(False, description="contextual calibration of label scores, as for prompt")
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
+
+    @model_validator(mode="after")
+    def _settings_that_apply(self) -> RagArm:
+        fusion = sorted({"rrf_k", "hybrid_weights"} & self.model_fields_set)
+        if fusion and self.retriever != "hybrid":  # a setting that would do nothing is a mistake, not a no-op
+            verb = "apply" if len(fusion) > 1 else "applies"
+            raise ValueError(f"{' and '.join(fusion)} {verb} to retriever: hybrid only (this variant is "
+                             f"{self.retriever})")
+        if self.filter is not None and self.mode != "corpus":
+            raise ValueError("filter restricts corpus documents; it needs mode: corpus")
+        return self
 
 
 ArmSpec = Annotated[Union[PromptArm, FinetuneArm, RagArm], Field(discriminator="arm")]

@@ -24,9 +24,14 @@ class RetrievalTrace:
     examples: tuple[str, ...] = ()
     """Examples mode: the train example ids used as demonstrations, best first (never read as documents)."""
     scores: tuple[float, ...] = ()
-    """Similarity of each retrieved item to the query, best first."""
+    """Each retrieved item's score, best first: cosine similarity (dense), BM25 score (bm25) or
+    fused reciprocal-rank score (hybrid)."""
+    ranks: Mapping[str, tuple[int | None, ...]] = field(default_factory=dict)
+    """Retriever (dense, bm25) -> each retrieved item's 1-based rank in that retriever's own list,
+    None where it was not among that retriever's candidates: why a hybrid chose each passage.
+    Empty in prediction files written before retrievers were recorded."""
     latency_s: float = 0.0
-    """Seconds to embed this query and search the index."""
+    """Seconds to search for this query (embedding it included), every retriever together."""
     context_tokens: int = 0
     """Tokens the retrieved material added to the prompt."""
     context_budget: int = 0
@@ -39,7 +44,8 @@ class RetrievalTrace:
     def to_record(self) -> dict[str, Any]:
         ids = ({"retrieved_examples": list(self.examples)} if self.examples else
                {"retrieved": list(self.documents), "retrieved_chunks": list(self.chunks)})
-        return {**ids, "retrieval_scores": [float(s) for s in self.scores],
+        ranks = {"retrieval_ranks": {name: list(r) for name, r in self.ranks.items()}} if self.ranks else {}
+        return {**ids, "retrieval_scores": [float(s) for s in self.scores], **ranks,
                 "retrieval_latency_s": round(float(self.latency_s), 5), "context_tokens": int(self.context_tokens),
                 "context_budget": int(self.context_budget), "items_in_prompt": int(self.items_in_prompt),
                 "context_truncated": bool(self.context_truncated)}
@@ -50,6 +56,7 @@ class RetrievalTrace:
             return None
         return cls(documents=tuple(r.get("retrieved", ())), chunks=tuple(r.get("retrieved_chunks", ())),
                    examples=tuple(r.get("retrieved_examples", ())), scores=tuple(r.get("retrieval_scores", ())),
+                   ranks={name: tuple(v) for name, v in r.get("retrieval_ranks", {}).items()},
                    latency_s=r["retrieval_latency_s"], context_tokens=r.get("context_tokens", 0),
                    context_budget=r.get("context_budget", 0), items_in_prompt=r.get("items_in_prompt", 0),
                    context_truncated=r.get("context_truncated", False))
@@ -191,6 +198,21 @@ class TrainingCosts:
 
 
 @dataclass(frozen=True)
+class RetrieverCosts:
+    """One retriever's share of a retrieval variant's costs (a hybrid has two: dense and bm25)."""
+
+    index_build_s: float
+    """Seconds to build its index (embedding excluded), or to load it when `index_cached`."""
+    index_bytes: int
+    """Size of its index as stored."""
+    index_cached: bool
+    """Whether its index came from the on-disk cache."""
+    query_latency_ms_p50: float
+    """Median milliseconds per query in this retriever alone."""
+    query_latency_ms_p95: float
+
+
+@dataclass(frozen=True)
 class RetrievalCosts:
     """What retrieval took for one task: the index (built or loaded) and the queries."""
 
@@ -207,10 +229,19 @@ class RetrievalCosts:
     context_budget: int
     truncated_share: float
     """Share of prompts whose retrieved material was cut to fit the budget."""
+    retrievers: Mapping[str, RetrieverCosts] = field(default_factory=dict)
+    """Retriever name (dense, bm25) -> its index and latency; the query latencies above are of the
+    whole search (for a hybrid: both retrievers and the fusion)."""
 
     def to_record(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.index.items() if k != "embeddings_key"}
-        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "index"})
+        """Flat, as run.json holds it: each retriever's costs under its name (`bm25_index_bytes`)."""
+        hidden = {"embeddings_key", "bm25_key"}  # cache keys: in the cache's own meta files
+        if self.retrievers:  # the dense index's build, size and cache hit, shown once: as dense_index_*
+            hidden |= {"index_build_s", "index_bytes", "index_cached"}
+        out = {k: v for k, v in self.index.items() if k not in hidden}
+        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("index", "retrievers")})
+        for name, costs in self.retrievers.items():
+            out.update({f"{name}_{k}": v for k, v in asdict(costs).items()})
         return out
 
 

@@ -73,11 +73,13 @@ def retrieval_scores(task: Task, predictions: Sequence[Prediction], *, seed: int
     """recall@1, recall@k and MRR of retrieved document ids against the gold document.
 
     Needs the task's `gold_doc_field` and predictions whose retrieval trace names documents
-    (best first; a document retrieved through several chunks counts once, at its best rank).
+    (best first; a document retrieved through several chunks counts once, at its best rank). A
+    query that retrieved nothing (BM25 finds no shared term) is a miss; predictions none of which
+    names a document (examples mode) have no retrieval scores.
     """
     field = task.spec.gold_doc_field
     traces = [p.retrieval for p in predictions]
-    if not field or not predictions or any(t is None or not t.documents for t in traces):
+    if not field or not predictions or any(t is None for t in traces) or not any(t.documents for t in traces):
         return None
     gold = {e.id: e.meta.get(field) for e in task.split("test")}
     k = max(len(t.documents) for t in traces)

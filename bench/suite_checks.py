@@ -1,5 +1,6 @@
 """Cross-checks that need a suite's loaded data: what each arm variant needs from the tasks it
-runs on, and gold document ids against the corpus.
+runs on, a rag variant's document filter against the corpus and the examples, and gold document
+ids against the corpus.
 
 Each returns Problems located in suite.yaml, so `bench validate` reports at once what `bench run`
 would otherwise fail on only after other cells had run (a fine-tune on a task without train
@@ -71,6 +72,29 @@ def _task_needs(arm: Any, task: Task) -> list[tuple[str, str]]:
     if arm.arm == "rag" and arm.mode == "examples" and n_train == 0:
         out.append(("mode", f"mode: examples retrieves train examples; task {task.name} has none: add some, "
                             f"{restrict}"))
+    return out
+
+
+def check_filters(path: Path, at: tuple[str, ...], arms: Sequence[Any], tasks: dict[str, Task],
+                  corpus: Sequence[Document] | None) -> list[Problem]:
+    """A rag variant's `filter` against the corpus metadata and every example of the tasks it runs
+    on (any of them may be a query: test examples, and train ones for retrieval-aware fine-tuning).
+    `corpus` None: it did not load whole, and its own problems are reported instead."""
+    from .retrieval.filters import filter_problem  # imported here: the retrieval package is heavier
+
+    out, shown = [], ".".join(at)
+    for i, arm in enumerate(arms):
+        f = getattr(arm, "filter", None)
+        if arm.arm != "rag" or f is None or not corpus:
+            continue
+        for task in tasks.values():
+            if arm.tasks and task.name not in arm.tasks:
+                continue
+            examples = [e for split in task.examples.values() for e in split]
+            why = filter_problem(f.doc_field, f.example_field, corpus, examples)
+            if why:
+                out.append(Problem(shown_path(path), yaml_line(path, (*at, i, "filter")), f"{shown}[{i}].filter",
+                                   f"task {task.name}: {why}"))
     return out
 
 

@@ -35,7 +35,7 @@ from .corpus import load_corpus
 from .data import Document, Example
 from .experiments import update_checks
 from .records import outside_problem, read_records, shown_path
-from .suite_checks import check_arm_needs, check_gold_documents
+from .suite_checks import check_arm_needs, check_filters, check_gold_documents
 from .yaml_problems import Problem, yaml_line
 
 SUITE_FILE = "suite.yaml"
@@ -138,9 +138,11 @@ def load_suite(name_or_path: str, *, profile: str | None = None, apply_limits: b
     problems += _check_arms(path, ("arms",), declared.arms, tasks)
     problems += check_arm_needs(path, ("arms",), declared.arms, tasks, bool(declared.corpus))
     problems += _check_compositions(path, ("arms",), declared.arms, bool(declared.corpus))
+    problems += check_filters(path, ("arms",), declared.arms, tasks, corpus if corpus_ok else None)
     for name, p in declared.profiles.items():
         problems += _check_profile(path, name, p, tasks)
         problems += check_arm_needs(path, ("profiles", name, "arms"), p.arms or [], tasks, bool(declared.corpus))
+        problems += check_filters(path, ("profiles", name, "arms"), p.arms or [], tasks, corpus if corpus_ok else None)
         if p.arms:
             problems += _check_compositions(path, ("profiles", name, "arms"), p.arms, bool(declared.corpus))
     if problems:

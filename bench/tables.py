@@ -103,18 +103,44 @@ def score_table(task: TaskResults, decision: TaskDecision | None) -> Table:
                  warnings=[f"{COLLAPSED} {c.warning()}" for c in collapses])
 
 
-def retrieval_table(task: TaskResults) -> Table | None:
-    """recall@1, recall@k and MRR per retrieval arm; arms with another k show '—' for the other's recall@k."""
+RETRIEVER_COSTS = (("index_build_s", "index build s", "{:g}"), ("index_bytes", "index KiB", "{:,.0f}"),
+                   ("query_latency_ms_p50", "query ms p50", "{:g}"), ("query_latency_ms_p95", "query ms p95", "{:g}"))
+"""Per-retriever costs beside recall (the run's `<retriever>_<key>` costs; bytes shown in KiB)."""
+
+
+def retriever_costs(reported: dict[str, object]) -> list[str]:
+    """[retriever, then one cell per RETRIEVER_COSTS]: 'dense 0.12 · bm25 0.03' for a hybrid."""
+    names = [n for n in ("dense", "bm25") if f"{n}_index_bytes" in reported]
+
+    def cell(key: str, form: str) -> str:
+        values = [(n, reported.get(f"{n}_{key}")) for n in names]
+        shown = [(n, form.format(v / 1024 if key == "index_bytes" else v)) for n, v in values
+                 if isinstance(v, (int, float))]
+        return " · ".join(f"{n} {v}" for n, v in shown) if len(shown) > 1 else (shown[0][1] if shown else "")
+
+    return [_text(reported.get("retriever")), *[cell(key, form) for key, _, form in RETRIEVER_COSTS]]
+
+
+def retrieval_table(task: TaskResults, costs: dict[str, ArmCosts] | None = None) -> Table | None:
+    """recall@1, recall@k and MRR per retrieval arm; arms with another k show '—' for the other's recall@k.
+    Beside them, when the run recorded them (`costs`: arm -> its costs on this task), each retriever's
+    index build time and size and query latency, so quality and cost are read together."""
     retrieval = task.retrieval
     if not retrieval:
         return None
     names = list(dict.fromkeys(name for scores in retrieval.values() for name in scores))
-    rows = [Row([arm, *[fmt(scores.get(n)) for n in names]]) for arm, scores in retrieval.items()]
-    return Table("Retrieval of the gold document", ["arm variant", *names], rows)
+    costs = costs or {}
+    per = any("retriever" in costs[arm].reported for arm in retrieval if arm in costs)
+    extra = ["retriever", *[title for _, title, _ in RETRIEVER_COSTS]] if per else []
+    rows = [Row([arm, *[fmt(scores.get(n)) for n in names],
+                 *(retriever_costs(costs[arm].reported if arm in costs else {}) if per else [])])
+            for arm, scores in retrieval.items()]
+    return Table("Retrieval of the gold document", ["arm variant", *names, *extra], rows)
 
 
 def task_tables(run: RunResults, decisions: dict[str, TaskDecision]) -> list[TaskTables]:
-    return [TaskTables(task, score_table(task, decisions.get(name)), retrieval_table(task))
+    return [TaskTables(task, score_table(task, decisions.get(name)),
+                       retrieval_table(task, {arm: run.costs(arm, name) for arm in task.retrieval}))
             for name, task in run.tasks.items()]
 
 

@@ -278,6 +278,22 @@ CASES = [
     Case("example retrieval on a task without train examples", ("arms[1].mode", "task capitals has none"),
          yaml=add_arm("  - arm: rag\n    name: rag\n    mode: examples\n",
                       edit("        train: data/capitals_train.jsonl\n", ""))),
+    Case("a rag filter on metadata no corpus document has",
+         ("arms[1].filter", "task capitals", "filter.doc_field 'region' is in no corpus document's metadata"),
+         yaml=add_arm("  - arm: rag\n    name: rag\n    tasks: [capitals]\n"
+                      "    filter: {doc_field: region, example_field: section}\n", WITH_CORPUS), files=CORPUS_FILES),
+    Case("a rag filter on a field the examples lack",
+         ("arms[1].filter", "filter.example_field 'chapter' is missing from example"),
+         yaml=add_arm("  - arm: rag\n    name: rag\n    tasks: [capitals]\n"
+                      "    filter: {doc_field: section, example_field: chapter}\n", WITH_CORPUS),
+         files={"corpus/docs.jsonl": rows({"id": "d1", "title": "Europe", "text": "Paris.", "section": "d1"})}),
+    Case("a fusion setting on a dense retriever", ("arms[1]", "rrf_k applies to retriever: hybrid only"),
+         yaml=add_arm("  - arm: rag\n    name: rag\n    rrf_k: 10\n", WITH_CORPUS), files=CORPUS_FILES),
+    Case("a document filter on example retrieval", ("arms[1]", "filter restricts corpus documents"),
+         yaml=add_arm("  - arm: rag\n    name: rag\n    mode: examples\n"
+                      "    filter: {doc_field: section, example_field: section}\n")),
+    Case("an unknown retriever", ("arms[1].retriever", "bm26"),
+         yaml=add_arm("  - arm: rag\n    name: rag\n    retriever: bm26\n", WITH_CORPUS), files=CORPUS_FILES),
     Case("more shots than train examples", ("arms[1].shots", "3 shots but task sentiment has only 2"),
          yaml=add_arm("  - arm: prompt\n    name: 3-shot\n    shots: 3\n    tasks: [sentiment]\n")),
     Case("an arm restricted to an unknown task", ("arms[1].tasks", "unknown task 'sentimnt'"),

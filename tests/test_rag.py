@@ -211,8 +211,8 @@ def test_top1_finds_the_answer_document_and_the_prompt_contains_it(tmp_path, cac
         assert next(d["text"] for d in DOCS if d["id"] == gold) in prompt
         assert row["context_tokens"] > 0 and row["context_tokens"] <= row["context_budget"]
     costs = result.costs.to_record()
-    for key in ("embedding_s", "index_build_s", "index_bytes", "query_latency_ms_p50", "query_latency_ms_p95",
-                "prompt_tokens_added_mean"):
+    for key in ("embedding_s", "dense_index_build_s", "dense_index_bytes", "query_latency_ms_p50",
+                "query_latency_ms_p95", "dense_query_latency_ms_p50", "prompt_tokens_added_mean"):
         assert key in costs
 
 

@@ -1,8 +1,10 @@
 """The retrieval arm: retrieved context in the shared template, optionally on a fine-tuned model.
 
-corpus mode: chunks of the suite's corpus, embedded and indexed once (cached on disk), the
-top-k placed in the prompt's Context block. examples mode: the k train examples nearest to the
-input become the demonstrations (the retrieval arm for a classification task without a corpus).
+corpus mode: chunks of the suite's corpus, indexed once (cached on disk) by the variant's
+`retriever` (dense embeddings, BM25, or both fused), the top-k placed in the prompt's Context
+block; a `filter` restricts each query to the documents whose metadata matches its example.
+examples mode: the k train examples nearest to the input become the demonstrations (the
+retrieval arm for a classification task without a corpus).
 Retrieved text is cut to `max_context_tokens` of the generator's tokenizer, and never beyond
 what the model's context window leaves after the rest of the prompt and the answer.
 
@@ -22,11 +24,13 @@ from ..config import RagArm as RagArmSpec
 from ..data import Document, Example, stable_hash
 from ..errors import RetrievalError
 from ..models import LoadedModel, cache_root, choose_dtype
-from ..predictions import ArmResult, Costs, RetrievalCosts, RetrievalTrace
+from ..predictions import ArmResult, Costs, RetrievalCosts, RetrievalTrace, RetrieverCosts
 from ..prompts import CONTENT_FREE_INPUTS, render_prompt
 from ..retrieval.chunking import Chunk, check_documents, chunk_documents, chunking_key
 from ..retrieval.embedding import Embedder
-from ..retrieval.retriever import Hits, Item, Retriever
+from ..retrieval.factory import build_retriever
+from ..retrieval.filters import allowed_positions
+from ..retrieval.retriever import Hits, Item, Searcher
 from ..suites import Task
 from . import ArmContext, spec_key
 from .prompt import answer, classify
@@ -43,7 +47,7 @@ class RagArm:
         self.provider = provider
         """The fine-tune variant this one retrieves on top of (`finetuned:`), or None for the base model."""
         self._embedder: Embedder | None = None
-        self._retrievers: dict[str, tuple[Retriever, list[Any]]] = {}
+        self._retrievers: dict[str, tuple[Searcher, list[Any]]] = {}
 
     def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]:
         corpus = stable_hash(list(ctx.corpus)) if self.spec.mode == "corpus" else None
@@ -63,7 +67,7 @@ class RagArm:
                                       batch_size=self.spec.embed_batch_size)
         return self._embedder
 
-    def retriever(self, ctx: ArmContext, task: Task, device: str) -> tuple[Retriever, list[Any]]:
+    def retriever(self, ctx: ArmContext, task: Task, device: str) -> tuple[Searcher, list[Any]]:
         """(retriever, the object behind each item: a Chunk or a train Example), built once per corpus
         (corpus mode) or per task's train split (examples mode)."""
         emb = self.embedder(device)
@@ -97,9 +101,21 @@ class RagArm:
                 self._retrievers[key] = (self._build(ctx, items, {"mode": "examples"}), train)
         return self._retrievers[key]
 
-    def _build(self, ctx: ArmContext, items: list[Item], key_extra: dict[str, Any]) -> Retriever:
-        return Retriever(items, self._embedder, kind=self.spec.index, cache_dir=cache_root() / "embeddings",
-                         key_extra=key_extra, seed=ctx.seed, log=ctx.log)
+    def _build(self, ctx: ArmContext, items: list[Item], key_extra: dict[str, Any]) -> Searcher:
+        # the embedder is loaded for every retriever: its tokenizer sizes the chunks, so dense, bm25
+        # and hybrid variants over one corpus search the very same chunks
+        return build_retriever(self.spec.retriever, items, self._embedder, cache_root=cache_root(),
+                               index=self.spec.index, rrf_k=self.spec.rrf_k, weights=self.spec.hybrid_weights,
+                               key_extra=key_extra, seed=ctx.seed, log=ctx.log)
+
+    def _allowed(self, ctx: ArmContext, task: Task, retriever: Searcher,
+                 examples: list[Example]) -> list[np.ndarray] | None:
+        """Under a `filter`, the item positions each example may retrieve; None without one."""
+        f = self.spec.filter
+        if f is None:
+            return None
+        return allowed_positions(retriever.items, list(ctx.corpus), f.doc_field, f.example_field, examples,
+                                 where=f"rag variant '{self.spec.name}', task '{task.name}'")
 
     # -- the arm ----------------------------------------------------------------------------------
     def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> ArmResult:
@@ -108,7 +124,7 @@ class RagArm:
         lm = self.model(ctx, task)
         retriever, objects = self.retriever(ctx, task, lm.device)
         k = min(self.spec.k, len(objects))
-        hits = retriever.search([e.input for e in examples], k)
+        hits = retriever.search([e.input for e in examples], k, allowed=self._allowed(ctx, task, retriever, examples))
         prompts, traces, content_free = [], [], []
         for i, e in enumerate(examples):
             found = [objects[p] for p in hits.positions[i]]
@@ -119,8 +135,9 @@ class RagArm:
                 content_free.append([render_prompt(lm.tokenizer, task.spec, cf, demos, context)
                                      for cf in CONTENT_FREE_INPUTS])
         costs = self._costs(ctx, task, retriever, hits, traces)
-        ctx.log(f"{self.spec.name} · {task.name}: {self.spec.mode} retrieval, k={k}, {retriever.costs['index']} index "
-                f"over {retriever.costs['items']} items; context budget {traces[0].context_budget} tokens, "
+        index = f" ({retriever.costs['index']} index)" if "index" in retriever.costs else ""
+        ctx.log(f"{self.spec.name} · {task.name}: {self.spec.mode} retrieval, k={k}, {retriever.name}{index} over "
+                f"{retriever.costs['items']} items; context budget {traces[0].context_budget} tokens, "
                 f"mean {costs.retrieval.prompt_tokens_added_mean:.0f} added per prompt")
         label = f"{self.spec.name} · {task.name}"
         if task.spec.kind == "classification":
@@ -145,7 +162,8 @@ class RagArm:
         retriever, chunks = self.retriever(ctx, task, lm.device)
         k = min(self.spec.k, len(chunks))
         # deeper than k: where the gold document ranks when it is not in the top k
-        hits = retriever.search_batch([e.input for e in examples], min(len(chunks), k + 32))
+        hits = retriever.search_batch([e.input for e in examples], min(len(chunks), k + 32),
+                                      allowed=self._allowed(ctx, task, retriever, examples))
         out = {}
         for e, positions in zip(examples, hits.positions):
             ranked = [chunks[p] for p in positions]
@@ -155,14 +173,15 @@ class RagArm:
             out[e.id] = self._fit(lm, task, e.input, found, self.spec.max_context_tokens)[3] or ""
         return out
 
-    def _trace(self, retriever: Retriever, hits: Hits, i: int, fitted: RetrievalTrace) -> RetrievalTrace:
+    def _trace(self, retriever: Searcher, hits: Hits, i: int, fitted: RetrievalTrace) -> RetrievalTrace:
         """Corpus mode: document ids (what recall@k and MRR read) and chunk ids, best first.
         Examples mode: the train example ids used as demonstrations, under their own name, so the
         scorer never reads them as documents and reports a meaningless recall."""
         items = [retriever.items[p] for p in hits.positions[i]]
         ids = ({"examples": tuple(it.id for it in items)} if self.spec.mode == "examples" else
                {"documents": tuple(it.source_id for it in items), "chunks": tuple(it.id for it in items)})
-        return dataclasses.replace(fitted, **ids, scores=tuple(float(x) for x in hits.scores[i]),
+        ranks = {name: tuple(r[i]) for name, r in hits.ranks.items()}
+        return dataclasses.replace(fitted, **ids, scores=tuple(float(x) for x in hits.scores[i]), ranks=ranks,
                                    latency_s=float(hits.seconds[i]))
 
     def _fit(self, lm, task: Task, text: str, found: list[Any],
@@ -211,17 +230,19 @@ class RagArm:
         prompt = render_prompt(tok, task.spec, text, (), context)
         return prompt, _info(_count(tok, prompt) - n_bare, budget, len(passages), truncated), [], context
 
-    def _costs(self, ctx: ArmContext, task: Task, retriever: Retriever, hits: Hits,
+    def _costs(self, ctx: ArmContext, task: Task, retriever: Searcher, hits: Hits,
                traces: list[RetrievalTrace]) -> Costs:
-        lat = hits.seconds * 1000
         added = [t.context_tokens for t in traces]
+        per = {name: RetrieverCosts(index_build_s=info.build_s, index_bytes=info.bytes, index_cached=info.cached,
+                                    query_latency_ms_p50=_ms(hits.seconds_by[name], 50),
+                                    query_latency_ms_p95=_ms(hits.seconds_by[name], 95))
+               for name, info in retriever.indexes.items()}
         retrieval = RetrievalCosts(
             mode=self.spec.mode, k=self.spec.k, index=dict(retriever.costs),
-            query_latency_ms_p50=round(float(np.percentile(lat, 50)), 3),
-            query_latency_ms_p95=round(float(np.percentile(lat, 95)), 3),
+            query_latency_ms_p50=_ms(hits.seconds, 50), query_latency_ms_p95=_ms(hits.seconds, 95),
             prompt_tokens_added_mean=round(float(np.mean(added)), 1), prompt_tokens_added_max=int(max(added)),
             context_budget=traces[0].context_budget,
-            truncated_share=round(float(np.mean([t.context_truncated for t in traces])), 3))
+            truncated_share=round(float(np.mean([t.context_truncated for t in traces])), 3), retrievers=per)
         if not self.provider:
             return Costs(retrieval=retrieval)
         trained = self.provider.trained(ctx, task)  # already in memory: the model answered from it
@@ -254,6 +275,11 @@ def _info(added: int, budget: int, used: int, truncated: bool) -> RetrievalTrace
     """What fitting retrieved material into the prompt did (ids, scores and latency come later)."""
     return RetrievalTrace(context_tokens=int(added), context_budget=int(budget), items_in_prompt=used,
                           context_truncated=bool(truncated))
+
+
+def _ms(seconds: np.ndarray, q: int) -> float:
+    """The q-th percentile of per-query seconds, in milliseconds."""
+    return round(float(np.percentile(seconds * 1000, q)), 3)
 
 
 def _count(tok: Any, text: str) -> int:

@@ -33,7 +33,7 @@ class ReindexCost:
     embedding_s: float
     """Of which embedding the chunks."""
     index_build_s: float
-    """Of which building the FAISS index."""
+    """Of which building the variant's indexes (FAISS, BM25 or both, for a hybrid)."""
     documents: int
     chunks: int
     device: str
@@ -48,7 +48,8 @@ def reindex_cost(arm: RagArm, corpus: Sequence[Document], device: str, *, seed: 
     embedder = arm.embedder(device)  # loaded outside the timing: a deployment has it loaded already
     size = min(arm.spec.chunk_tokens, embedder.max_seq_length - 2)  # as the arm chunks (rag.RagArm.retriever)
     key = stable_hash({"embedder": embedder.key, "chunking": chunking_key(size, arm.spec.chunk_overlap),
-                       "index": arm.spec.index, "corpus": stable_hash(list(corpus)), "device": device.split(":")[0]})
+                       "index": arm.spec.index, "retriever": arm.spec.retriever, "corpus": stable_hash(list(corpus)),
+                       "device": device.split(":")[0]})
     path = cache_root() / "experiments" / "reindex" / f"{key}.json"
     if use_cache and path.is_file():
         return ReindexCost(**read_json(path))
@@ -60,16 +61,17 @@ def reindex_cost(arm: RagArm, corpus: Sequence[Document], device: str, *, seed: 
 def _measure(arm: RagArm, corpus: Sequence[Document], size: int, device: str, seed: int,
              log: Callable[[str], None]) -> ReindexCost:
     from ..retrieval.chunking import chunk_documents, chunking_key
-    from ..retrieval.retriever import Item, Retriever
+    from ..retrieval.factory import build_retriever
+    from ..retrieval.retriever import Item
 
     embedder = arm.embedder(device)
     with tempfile.TemporaryDirectory(prefix="trident-reindex-") as tmp:  # no cache: everything is built
         start = time.perf_counter()
         chunks = chunk_documents(list(corpus), embedder.tokenizer, size, arm.spec.chunk_overlap)
         items = [Item(c.id, c.doc_id, c.embed_text) for c in chunks]
-        retriever = Retriever(items, embedder, kind=arm.spec.index, cache_dir=Path(tmp),
-                              key_extra=chunking_key(size, arm.spec.chunk_overlap), seed=seed, log=log)
+        retriever = build_retriever(arm.spec.retriever, items, embedder, cache_root=Path(tmp), index=arm.spec.index,
+                                    key_extra=chunking_key(size, arm.spec.chunk_overlap), seed=seed, log=log)
         seconds = time.perf_counter() - start
-    return ReindexCost(seconds=round(seconds, 3), embedding_s=float(retriever.costs["embedding_s"]),
-                       index_build_s=float(retriever.costs["index_build_s"]), documents=len(corpus),
+    return ReindexCost(seconds=round(seconds, 3), embedding_s=float(retriever.costs.get("embedding_s", 0.0)),
+                       index_build_s=sum(i.build_s for i in retriever.indexes.values()), documents=len(corpus),
                        chunks=len(chunks), device=device)

@@ -1,0 +1,40 @@
+"""One retriever of the kind a rag variant names: dense, bm25 or hybrid, over the same items.
+
+Caches sit side by side under `cache_root`: embeddings/ (vectors and FAISS indexes) and bm25/,
+each keyed by the same chunking key and item texts, so a hybrid reuses the dense and the BM25
+index that a dense and a bm25 variant over the same chunks built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import RetrievalError
+from .embedding import Embedder
+from .hybrid import HybridRetriever
+from .lexical import LexicalRetriever
+from .retriever import Item, Retriever, Searcher
+
+RETRIEVERS = ("dense", "bm25", "hybrid")
+
+
+def build_retriever(kind: str, items: Sequence[Item], embedder: Embedder, *, cache_root: Path, index: str = "auto",
+                    rrf_k: int = 60, weights: tuple[float, float] = (1.0, 1.0), key_extra: dict[str, Any] | None = None,
+                    seed: int = 0, log: Callable[[str], None] = print) -> Searcher:
+    """The retriever `kind` over `items`, built or loaded from the caches under `cache_root`."""
+    def dense() -> Retriever:
+        return Retriever(items, embedder, kind=index, cache_dir=cache_root / "embeddings", key_extra=key_extra,
+                         seed=seed, log=log)
+
+    def lexical() -> LexicalRetriever:
+        return LexicalRetriever(items, cache_dir=cache_root / "bm25", key_extra=key_extra, log=log)
+
+    if kind == "dense":
+        return dense()
+    if kind == "bm25":
+        return lexical()
+    if kind == "hybrid":
+        return HybridRetriever(dense(), lexical(), rrf_k=rrf_k, weights=weights)
+    raise RetrievalError(f"unknown retriever {kind!r}; expected one of {', '.join(RETRIEVERS)}")
