@@ -37,15 +37,16 @@ def features(model: Any, tokenizer: Any, prompts: Sequence[str], *, batch_size: 
     """[n, hidden] fp32 last-token hidden states of the final layer, and the tokens read."""
     import torch
 
-    from ..generate import _batches, _encode, _left_pad
+    from ..generate import _batches, _encode, _left_pad, row_width
 
     ids = _encode(tokenizer, prompts)
     hidden = model.config.hidden_size
     out = torch.zeros((len(prompts), hidden), dtype=torch.float32)
     backbone = getattr(model, model.base_model_prefix, model)
+    widths = [row_width(len(p) + 1) for p in ids]  # as generate pads: features that do not depend on the batch size
     with torch.inference_mode():
-        for batch in _batches([len(p) for p in ids], batch_size):
-            x, mask = _left_pad([ids[i] for i in batch], tokenizer.pad_token_id, device)
+        for batch in _batches(widths, batch_size):
+            x, mask = _left_pad([ids[i] for i in batch], widths[batch[0]], tokenizer.pad_token_id, device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             h = backbone(input_ids=x, attention_mask=mask, position_ids=positions).last_hidden_state
             out[batch] = h[:, -1].float().cpu()
