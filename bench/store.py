@@ -48,6 +48,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            # mkstemp creates the file private (0600); give it the mode a plain open() would
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -56,6 +58,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if e.errno in DISK_FULL:
             raise disk_full(path) from e
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting it, the only way, and restoring it at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -295,3 +295,17 @@ def test_runs_without_a_status_load_as_complete_with_their_report_and_as_reporti
         (REPORTING, "every cell is scored but the report was never finished")]
     (tmp_path / "results" / "mini" / "20200101-000000-dead").mkdir()  # what failed runs used to leave
     assert [r.kind for r in list_runs(tmp_path / "results")] == ["?", "run"]
+
+
+def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
+    """A temp file is created private (0600); the file it becomes must be readable like any other
+    the user writes (results are shared and published)."""
+    import os
+
+    from bench.store import atomic_write_text
+
+    path = tmp_path / "report.md"
+    atomic_write_text(path, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
