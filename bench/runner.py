@@ -225,8 +225,13 @@ class CellRunner:
 
     def key(self, arm: Arm, task: Task) -> str:
         p = self.plan
+        # Batch size is in the key although bench.generate computes each row in shapes of its own
+        # (identical predictions at batch 1, 3, 8 and 16 on the CPU we measured, fp32 and bf16):
+        # matmul libraries, cuBLAS above all, may choose their algorithm, and with it the rounding,
+        # by how many rows a batch has, and a cell must never be served to a run it might not match.
         return stable_hash({
-            "model": p.model_id, "device": p.device.split(":")[0], "dtype": p.dtype, "seed": p.suite.spec.seed,
+            "model": p.model_id, "device": p.device.split(":")[0], "dtype": p.dtype, "batch_size": p.batch_size,
+            "seed": p.suite.spec.seed,
             "arm": arm.cache_key(self.ctx, task), "code": self.code,
             # `update` names fields for the knowledge-update experiment; it changes no prediction
             "task": task.spec.model_dump(exclude={"limit", "metrics", "description", "update"}),
@@ -243,7 +248,7 @@ class CellRunner:
         result = self.plan.arms[arm_name].predict(self.ctx, task, task.split("test"))
         p = self.plan
         info = {"seconds": round(time.perf_counter() - t0, 3), "created": _now(), "model": p.model_id,
-                "device": p.device, "dtype": p.dtype, "costs": result.costs.to_record()}
+                "device": p.device, "dtype": p.dtype, "batch_size": p.batch_size, "costs": result.costs.to_record()}
         self.cache.put(key, [r.to_record() for r in result.predictions], info)
         return result.predictions, info, False
 
@@ -286,7 +291,8 @@ def _run_record(plan: Plan, opts: RunOptions, started: float) -> dict[str, Any]:
         "suite": spec.name, "suite_path": str(suite.path), "profile": suite.profile,
         "spec": spec.model_dump(mode="json"),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-        "model": {"spec": plan.model_spec, "fingerprint": plan.model_id, "device": plan.device, "dtype": plan.dtype},
+        "model": {"spec": plan.model_spec, "fingerprint": plan.model_id, "device": plan.device, "dtype": plan.dtype,
+                  "batch_size": plan.batch_size},  # as resolved: options.batch_size is None for the default
         "seed": spec.seed, "code_fingerprint": code_fingerprint(), "started": _iso(started),
         "timings": {"model_load_s": None, "wall_s": None},
         "data": {t: {"test_n": len(suite.tasks[t].split("test")), "full_sizes": suite.tasks[t].full_sizes,
