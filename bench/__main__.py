@@ -1,5 +1,5 @@
-"""Command line: `bench ls|validate|describe|run|report|compare|experiment` (also `python -m bench`). One function
-per command."""
+"""Command line: `bench ls|validate|describe|run|report|compare|export|experiment` (also `python -m bench`).
+One function per command."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def ls_runs(results: Path) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .leakage import find_leakage
     from .suites import load_suite
 
     suite = load_suite(args.suite, apply_limits=False, allow_outside=args.allow_outside_paths)
@@ -71,6 +72,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         console.print(f"  corpus: {len(suite.corpus)} documents")
     console.print(f"[green]{suite.path} is valid[/green]: "
                   f"{len(suite.tasks)} tasks, {len(suite.spec.arms)} arm variants")
+    find_leakage(suite).print_warnings(console, summary=True)  # warnings: a leak does not make a suite invalid
     return 0
 
 
@@ -84,8 +86,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_suite
+    from .tracking import check_tracker
 
-    return _show(run_suite(args.suite, run_options(args), console))
+    check_tracker(args.track)  # a missing tracker package is said before the run, not after it
+    run_dir = run_suite(args.suite, quiet_unless_verbose(run_options(args)), console)
+    if run_dir is None:  # another process of a torchrun / accelerate launch: the main one reports
+        return 0
+    return _show(run_dir, track=args.track)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -127,14 +134,27 @@ def run_options(args: argparse.Namespace):
     return RunOptions(**given)
 
 
+def quiet_unless_verbose(opts):
+    """The libraries' warnings, bars and loading messages off unless --verbose (before they are imported)."""
+    if not opts.verbose:
+        from .quiet import quiet_libraries
+
+        quiet_libraries()
+    return opts
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    from .tracking import check_tracker
+
+    check_tracker(args.track)
     # load_run says in one line when this is not a run, or a run stopped or failed while predicting
-    return _show(Path(args.run_dir), args.query_volume)
+    return _show(Path(args.run_dir), args.query_volume, args.track)
 
 
-def _show(run_dir: Path, query_volume: int | None = None) -> int:
+def _show(run_dir: Path, query_volume: int | None = None, track: str | None = None) -> int:
     """Write every report file and mark the run complete, print the tables and verdicts, and where the
-    files are. `query_volume` overrides the run's (`bench report --query-volume`)."""
+    files are. `query_volume` overrides the run's (`bench report --query-volume`); `track` names the
+    experiment tracker the finished run is logged to (`--track`)."""
     from .report import finish_report, terminal_cost_table, terminal_tables
     from .store import read_json
 
@@ -150,13 +170,60 @@ def _show(run_dir: Path, query_volume: int | None = None) -> int:
     console.print(f"report: {paths['md']}")
     console.print(f"report: {paths['html']}")
     console.print(f"results: {paths['csv']}")
+    if track:
+        from .tracking import track_run
+
+        tracked = track_run(track, run_dir)
+        console.print(f"tracked: {escape(tracked.uri)} (experiment {escape(tracked.experiment)}, "
+                      f"run {tracked.run_id})", highlight=False)
     return 0
+
+
+def add_track_option(p: argparse.ArgumentParser) -> None:
+    from .tracking import TRACK_HELP
+
+    p.add_argument("--track", default=None, metavar="TRACKER", help=TRACK_HELP)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportRequest, export_model
+
+    if not args.verbose:
+        from .quiet import quiet_libraries
+
+        quiet_libraries()
+    done = export_model(ExportRequest(Path(args.run_dir), args.variant, Path(args.out), merged=args.merged,
+                                      task=args.task, licence=args.license))
+    if done.note:
+        console.print(escape(done.note), highlight=False)
+    console.print(f"exported {escape(done.variant)} ({done.export_format}) to {escape(str(done.out))}; "
+                  f"its card: {escape(str(done.out / 'README.md'))}", highlight=False)
+    return 0
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    from .model_card import FORMATS
+    from .runner import RunOptions
+
+    e = sub.add_parser("export", help="write a run's fine-tuned model as a PEFT adapter (or, --merged, a whole "
+                                      "model) with a filled model card")
+    e.add_argument("run_dir", help="a complete run directory, results/<suite>/<run-id>")
+    e.add_argument("variant", help="a finetune variant of the run, or a rag variant with `finetuned:` (exports "
+                                   "that fine-tune)")
+    e.add_argument("--out", required=True, help="the folder to create (must not exist, or be empty)")
+    e.add_argument("--merged", action="store_true", help=f"LoRA/QLoRA: {FORMATS['merged']}")
+    e.add_argument("--task", help="which task's model, when the variant trained one per task")
+    e.add_argument("--license", help="the card's licence id (default: the base model's where its package declares "
+                                     "one, else 'other')")
+    verbose = next(f for f in dataclasses.fields(RunOptions) if f.name == "verbose")
+    e.add_argument("--verbose", action="store_true", help=verbose.metadata["help"])
+    e.set_defaults(fn=cmd_export)
 
 
 def cmd_knowledge_update(args: argparse.Namespace) -> int:
     from .experiments.knowledge_update import describe_plan, plan_update, run_knowledge_update
 
-    opts = run_options(args)
+    opts = quiet_unless_verbose(run_options(args))
     if args.dry_run:
         plan = plan_update(args.suite, opts, stale_only=args.stale_only)
         for line in describe_plan(plan):
@@ -202,17 +269,20 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a suite's arm variants and report")
     r.add_argument("suite")
     add_run_options(r)
+    add_track_option(r)
     r.set_defaults(fn=cmd_run)
     rep = sub.add_parser("report", help="rebuild the report of a run directory (no model needed)")
     rep.add_argument("run_dir")
     rep.add_argument("--query-volume", type=int, default=None,
                      help="queries the verdicts price each arm at, training included (default: the run's, as "
                           "`bench run` recorded it); decision.json records the one used")
+    add_track_option(rep)
     rep.set_defaults(fn=cmd_report)
     cmp_ = sub.add_parser("compare", help="set several runs side by side (models, ranks, suites)")
     cmp_.add_argument("run_dirs", nargs="+")
     cmp_.add_argument("--out", help="also write the comparison as Markdown here")
     cmp_.set_defaults(fn=cmd_compare)
+    add_export_parser(sub)
     add_experiments(sub)
     return p
 

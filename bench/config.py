@@ -134,6 +134,21 @@ class TaskSpec(Strict):
     update: TaskUpdate | None = Field(
         None, description="which examples the corpus's `update` files change, and their answers before it (for "
                           "`bench experiment knowledge-update`; a run ignores it)")
+    corpus: CorpusSpec | None = Field(
+        None, description="this task's own documents (the form of the suite's `corpus:`, without `update`), in place "
+                          "of the suite's corpus for this task alone: its rag variants retrieve only from them and its "
+                          "gold document ids must name them, so one task's documents are never another's "
+                          "distractors")
+
+    @model_validator(mode="after")
+    def _own_corpus_has_no_update(self) -> TaskSpec:
+        # the knowledge-update experiment swaps the suite's corpus before/after; a task corpus has no such states
+        if self.corpus is not None and self.corpus.update:
+            raise ValueError("a task's corpus takes no 'update' files; an update changes the suite's corpus")
+        if self.corpus is not None and self.update is not None:
+            raise ValueError("'update' describes a change to the suite's corpus; a task with its own corpus cannot "
+                             "declare one")
+        return self
 
     @model_validator(mode="after")
     def _update_is_for_answers(self) -> TaskSpec:
@@ -297,6 +312,17 @@ class RetrievalFilter(Strict):
     example_field: str = Field(min_length=1, description="column of the task's examples, e.g. contract")
 
 
+class Rerank(Strict):
+    """Rescore the retriever's best candidates with a cross-encoder, which reads the query and each
+    passage together (slower per item than a retriever, and usually better at ordering a few), and
+    keep the k best (bench.retrieval.rerank)."""
+
+    model: str = Field(min_length=1, description="sentence-transformers CrossEncoder: a hub id (downloaded on first "
+                                                 "use) or a local directory (config.json, weights, tokenizer)")
+    candidates: int = Field(20, ge=1, le=1000, description="the retriever's best items the cross-encoder rescores "
+                                                           "(at least k); the k best of them reach the prompt")
+
+
 class RagArm(Strict):
     """Retrieved context (corpus passages, or nearest train examples) in the shared template."""
 
@@ -308,8 +334,14 @@ class RagArm(Strict):
     embed_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="embedder precision; auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
     embed_batch_size: int = Field(32, ge=1, le=4096, description="texts per embedding batch (length-sorted)")
-    chunk_tokens: int = Field(256, ge=16, description="chunk size in embedder tokens")
+    chunk_tokens: int = Field(254, ge=16, description="chunk size in embedder tokens; the default fills the default "
+                                                      "embedder's 256-token input beside its 2 special tokens "
+                                                      "(larger values are capped at what the embedder takes)")
     chunk_overlap: int = Field(32, ge=0, description="overlap between consecutive chunks")
+    chunking: Literal["tokens", "structure"] = Field(
+        "tokens", description="tokens: windows of chunk_tokens; structure: one chunk per section (Markdown headings, "
+                              "numbered sections, (a) items), an over-long section cut at its subsections, then into "
+                              "token windows")
     index: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="FAISS index type (dense retrieval)")
     retriever: Literal["dense", "bm25", "hybrid"] = Field(
         "dense", description="dense: embeddings and FAISS; bm25: lexical, numbers and identifiers kept whole; hybrid: "
@@ -320,6 +352,8 @@ class RagArm(Strict):
         (1.0, 1.0), description="hybrid: the weights of the (dense, bm25) rankings in the fusion")
     filter: RetrievalFilter | None = Field(
         None, description="corpus mode: retrieve only from documents whose metadata matches a field of the example")
+    rerank: Rerank | None = Field(
+        None, description="rescore the retriever's top `candidates` with a cross-encoder and keep the k best")
     max_context_tokens: int = Field(1024, ge=32, description="token budget for retrieved context in the prompt")
     finetuned: str | None = Field(
         None, description="a finetune variant of this suite to retrieve on top of (not `on`: YAML reads it as true)")
@@ -335,6 +369,11 @@ class RagArm(Strict):
                              f"{self.retriever})")
         if self.filter is not None and self.mode != "corpus":
             raise ValueError("filter restricts corpus documents; it needs mode: corpus")
+        if "chunking" in self.model_fields_set and self.mode != "corpus":
+            raise ValueError("chunking cuts corpus documents; it needs mode: corpus")
+        if self.rerank is not None and self.rerank.candidates < self.k:
+            raise ValueError(f"rerank.candidates ({self.rerank.candidates}) must be at least k ({self.k}): the k "
+                             "passages are chosen among them")
         return self
 
 
@@ -383,7 +422,9 @@ class SuiteSpec(Strict):
     model: str = Field("smollm2-135m", description="model spec: embedded name, hub id, path or random:<arch>")
     seed: int = 0
     tasks: list[TaskSpec] = Field(min_length=1)
-    corpus: CorpusSpec | None = None
+    corpus: CorpusSpec | None = Field(
+        None, description="documents for retrieval and knowledge injection, shared by every task without a `corpus:` "
+                          "of its own")
     arms: list[ArmSpec] = Field(min_length=1)
     profiles: dict[SafeName, Profile] = Field(
         default_factory=dict, description="named profiles (`--profile NAME`): other arms and/or limits")

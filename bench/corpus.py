@@ -1,28 +1,38 @@
-"""Loads a suite's retrieval corpus into Documents, checking every one as it is read.
+"""Loads a retrieval corpus (the suite's, or a task's own) into Documents, checking every one
+as it is read.
 
 A corpus is JSONL files (an id, a title and a text per line) and/or a folder of .txt/.md files
 (one document each), plus the JSONL files of its `update` (a later change, read right after
-`files`); every problem is appended to the caller's list rather than raised.
+`files`); every problem is appended to the caller's list rather than raised, located at the
+corpus's place in suite.yaml (`corpus`, or `tasks[i].corpus`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .config import SuiteSpec
+from .config import CorpusSpec
 from .data import Document
 from .records import outside_problem, read_records, shown_path
 from .yaml_problems import Problem, yaml_line
 
 CORPUS_SUFFIXES = (".txt", ".md")
+SUITE_CORPUS_AT: tuple[str | int, ...] = ("corpus",)
 
 
-def load_corpus(path: Path, spec: SuiteSpec, problems: list[Problem], *, allow_outside: bool = False) -> list[Document]:
-    """The documents of `spec.corpus` (none without one), for the suite at `path`; files outside
-    the suite folder are problems unless `allow_outside` (see `records.outside_problem`)."""
-    if spec.corpus is None:
+def corpus_field(at: tuple[str | int, ...]) -> str:
+    """How a problem names the corpus at YAML path `at`: 'corpus' or 'tasks[2].corpus'."""
+    return "".join(f"[{k}]" if isinstance(k, int) else ("." if i else "") + k for i, k in enumerate(at))
+
+
+def load_corpus(path: Path, corpus: CorpusSpec | None, problems: list[Problem], *,
+                at: tuple[str | int, ...] = SUITE_CORPUS_AT, allow_outside: bool = False) -> list[Document]:
+    """The documents of `corpus` (none without one), declared at `at` in the suite.yaml at `path`;
+    files outside the suite folder are problems unless `allow_outside` (see `records.outside_problem`)."""
+    if corpus is None:
         return []
-    c, docs, seen = spec.corpus, [], {}
+    c, docs, seen, shown_at = corpus, [], {}, corpus_field(at)
+    before = len(problems)  # the caller's list may already hold other problems
     # the update's files come right after `files`: the order (and so the corpus hash) a suite had
     # when its update files were listed at the end of `files`
     for key, rel in [("files", rel) for rel in c.files] + [("update", rel) for rel in c.update]:
@@ -31,7 +41,7 @@ def load_corpus(path: Path, spec: SuiteSpec, problems: list[Problem], *, allow_o
         if why is None and not f.is_file():
             why = f"file not found: {shown_path(f)}"
         if why:
-            problems.append(Problem(shown_path(path), yaml_line(path, ("corpus", key)), f"corpus.{key}", why))
+            problems.append(Problem(shown_path(path), yaml_line(path, (*at, key)), f"{shown_at}.{key}", why))
             continue
         for line, rec in read_records(f, problems):
             shown = shown_path(f)
@@ -55,34 +65,34 @@ def load_corpus(path: Path, spec: SuiteSpec, problems: list[Problem], *, allow_o
             meta = {k: v for k, v in rec.items() if k not in (c.id_field, c.title_field, c.text_field)}
             docs.append(Document(id=str(did), title=str(rec.get(c.title_field) or ""), text=text, meta=meta))
     if c.folder is not None:
-        docs += _folder_documents(path, c.folder, seen, problems, allow_outside)
-    if not docs and not problems:
-        problems.append(Problem(shown_path(path), None, "corpus",
+        docs += _folder_documents(path, c.folder, at, seen, problems, allow_outside)
+    if not docs and len(problems) == before:
+        problems.append(Problem(shown_path(path), yaml_line(path, at), shown_at,
                                 "the corpus is empty; expected at least one document"))
     return docs
 
 
-def _folder_documents(path: Path, folder: str, seen: dict[str, str], problems: list[Problem],
-                      allow_outside: bool) -> list[Document]:
+def _folder_documents(path: Path, folder: str, at: tuple[str | int, ...], seen: dict[str, str],
+                      problems: list[Problem], allow_outside: bool) -> list[Document]:
     """One Document per .txt/.md file under `folder` (sorted, so ids and order are stable)."""
     root = path.parent / folder
-    line = yaml_line(path, ("corpus", "folder"))
+    line, field = yaml_line(path, (*at, "folder")), f"{corpus_field(at)}.folder"
     why = outside_problem(path.parent, root, allow_outside)
     if why:
-        problems.append(Problem(shown_path(path), line, "corpus.folder", why))
+        problems.append(Problem(shown_path(path), line, field, why))
         return []
     if not root.is_dir():
-        problems.append(Problem(shown_path(path), line, "corpus.folder", f"folder not found: {shown_path(root)}"))
+        problems.append(Problem(shown_path(path), line, field, f"folder not found: {shown_path(root)}"))
         return []
     docs = []
     files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in CORPUS_SUFFIXES)
     if not files:
-        problems.append(Problem(shown_path(path), line, "corpus.folder", f"no .txt or .md files in {shown_path(root)}"))
+        problems.append(Problem(shown_path(path), line, field, f"no .txt or .md files in {shown_path(root)}"))
     for f in files:
         did = f.relative_to(root).as_posix()
         why = outside_problem(path.parent, f, allow_outside)  # a symlink in the folder may lead anywhere
         if why:
-            problems.append(Problem(shown_path(path), line, "corpus.folder", why))
+            problems.append(Problem(shown_path(path), line, field, why))
             continue
         try:
             text = f.read_text(encoding="utf-8")

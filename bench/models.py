@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import shutil
 import tempfile
+from contextlib import AbstractContextManager, nullcontext, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .data import stable_hash
 from .errors import ModelError
-from .store import DISK_FULL, disk_full
+from .store import disk_full, is_disk_full
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 
@@ -188,8 +190,9 @@ def _dequantise(src: Path, gguf_file: str, target: Path) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with Console(stderr=True).status(f"Dequantising {gguf_file} once into {target} (about 20 s)"):
-        tok = AutoTokenizer.from_pretrained(str(src), gguf_file=gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=gguf_file)
+        with _unless_bars_wanted():
+            tok = AutoTokenizer.from_pretrained(str(src), gguf_file=gguf_file)
+            model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=gguf_file)
         # A GGUF-loaded model refuses save_pretrained while its quantizer is attached; the
         # weights are already dequantised fp32 tensors, so detaching it loses nothing.
         model.hf_quantizer = None
@@ -202,12 +205,20 @@ def _dequantise(src: Path, gguf_file: str, target: Path) -> None:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
-        except OSError as e:
-            if e.errno in DISK_FULL:  # say where and what to free, not a bare 'No space left on device'
+        except Exception as e:  # safetensors words a full disk as its own error type, not OSError
+            if is_disk_full(e, target):  # say where and what to free, not a bare 'No space left on device'
                 raise disk_full(target) from e
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _unless_bars_wanted() -> AbstractContextManager[Any]:
+    """transformers draws its GGUF conversion bar with tqdm directly, past its own progress-bar switch:
+    when that switch is off (a quiet run, bench.quiet), the conversion's stderr goes nowhere."""
+    from transformers.utils import logging as transformers_logging
+
+    return nullcontext() if transformers_logging.is_progress_bar_enabled() else redirect_stderr(io.StringIO())
 
 
 def _random_config(arch: str) -> dict[str, Any]:

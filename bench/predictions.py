@@ -24,12 +24,15 @@ class RetrievalTrace:
     examples: tuple[str, ...] = ()
     """Examples mode: the train example ids used as demonstrations, best first (never read as documents)."""
     scores: tuple[float, ...] = ()
-    """Each retrieved item's score, best first: cosine similarity (dense), BM25 score (bm25) or
-    fused reciprocal-rank score (hybrid)."""
+    """Each retrieved item's score from the retriever, in the order retrieved: cosine similarity
+    (dense), BM25 score (bm25) or fused reciprocal-rank score (hybrid). Best first, unless a
+    cross-encoder reordered the items (`rerank_scores`)."""
     ranks: Mapping[str, tuple[int | None, ...]] = field(default_factory=dict)
-    """Retriever (dense, bm25) -> each retrieved item's 1-based rank in that retriever's own list,
-    None where it was not among that retriever's candidates: why a hybrid chose each passage.
-    Empty in prediction files written before retrievers were recorded."""
+    """Retriever (dense, bm25; hybrid: its fused rank) or rerank -> each retrieved item's 1-based
+    rank in that stage's own list, None where it was not among that stage's candidates: why each
+    passage was chosen. Empty in prediction files written before retrievers were recorded."""
+    rerank_scores: tuple[float, ...] = ()
+    """With a reranker: the cross-encoder's raw score (logit) of each retrieved item, best first."""
     latency_s: float = 0.0
     """Seconds to search for this query (embedding it included), every retriever together."""
     context_tokens: int = 0
@@ -45,6 +48,8 @@ class RetrievalTrace:
         ids = ({"retrieved_examples": list(self.examples)} if self.examples else
                {"retrieved": list(self.documents), "retrieved_chunks": list(self.chunks)})
         ranks = {"retrieval_ranks": {name: list(r) for name, r in self.ranks.items()}} if self.ranks else {}
+        if self.rerank_scores:  # only then: rows without a reranker keep their shape
+            ranks["rerank_scores"] = [float(s) for s in self.rerank_scores]
         return {**ids, "retrieval_scores": [float(s) for s in self.scores], **ranks,
                 "retrieval_latency_s": round(float(self.latency_s), 5), "context_tokens": int(self.context_tokens),
                 "context_budget": int(self.context_budget), "items_in_prompt": int(self.items_in_prompt),
@@ -57,6 +62,7 @@ class RetrievalTrace:
         return cls(documents=tuple(r.get("retrieved", ())), chunks=tuple(r.get("retrieved_chunks", ())),
                    examples=tuple(r.get("retrieved_examples", ())), scores=tuple(r.get("retrieval_scores", ())),
                    ranks={name: tuple(v) for name, v in r.get("retrieval_ranks", {}).items()},
+                   rerank_scores=tuple(r.get("rerank_scores", ())),
                    latency_s=r["retrieval_latency_s"], context_tokens=r.get("context_tokens", 0),
                    context_budget=r.get("context_budget", 0), items_in_prompt=r.get("items_in_prompt", 0),
                    context_truncated=r.get("context_truncated", False))
@@ -88,6 +94,8 @@ class Prediction:
     """Classification by generation: the text before it was mapped to a label."""
     retrieval: RetrievalTrace | None = None
     """The arm-specific slot: what retrieval put into the prompt (rag arm only)."""
+    input_shortened: bool = False
+    """The input was longer than the model's context allows and lost its middle (bench.context_limit)."""
 
     def to_record(self) -> dict[str, Any]:
         row = {"id": self.id, "prompt_hash": self.prompt_hash, "output": self.output,
@@ -99,6 +107,8 @@ class Prediction:
             row["raw_output"] = self.raw_output
         if self.retrieval is not None:
             row.update(self.retrieval.to_record())
+        if self.input_shortened:  # only then: the rows of earlier runs keep their shape
+            row["input_shortened"] = True
         return row
 
     @classmethod
@@ -106,7 +116,8 @@ class Prediction:
         return cls(id=r["id"], prompt_hash=r["prompt_hash"], output=r["output"], references=tuple(r["references"]),
                    mode=r["mode"], latency_s=r["latency_s"], prompt_tokens=r["prompt_tokens"],
                    output_tokens=r["output_tokens"], label_scores=r.get("label_scores"),
-                   raw_output=r.get("raw_output"), retrieval=RetrievalTrace.from_record(r))
+                   raw_output=r.get("raw_output"), retrieval=RetrievalTrace.from_record(r),
+                   input_shortened=bool(r.get("input_shortened", False)))
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,29 @@ class RetrieverCosts:
     query_latency_ms_p50: float
     """Median milliseconds per query in this retriever alone."""
     query_latency_ms_p95: float
+    memory_bytes: int | None = None
+    """Bytes of the arrays it holds to answer queries (dense: vectors + FAISS index; bm25: the sparse
+    score matrix), counted, not an RSS delta; None in runs before it was recorded."""
+
+
+@dataclass(frozen=True)
+class RerankCosts:
+    """What reranking with a cross-encoder took for one task (bench.retrieval.rerank)."""
+
+    model: str
+    """The cross-encoder's identity: hub:<id>, or dir:<path>@<hash of its files>."""
+    candidates: int
+    """Items of the retriever's list it rescored per query."""
+    load_s: float
+    """Seconds to load the cross-encoder."""
+    memory_bytes: int
+    """Bytes of its parameters."""
+    query_latency_ms_p50: float
+    """Median milliseconds per query spent scoring its candidates (on top of the retriever's)."""
+    query_latency_ms_p95: float
+    tokens_per_query_mean: float
+    """Tokens the cross-encoder read per query (every (query, passage) pair, padding excluded)."""
+    tokens_total: int
 
 
 @dataclass(frozen=True)
@@ -231,7 +265,9 @@ class RetrievalCosts:
     """Share of prompts whose retrieved material was cut to fit the budget."""
     retrievers: Mapping[str, RetrieverCosts] = field(default_factory=dict)
     """Retriever name (dense, bm25) -> its index and latency; the query latencies above are of the
-    whole search (for a hybrid: both retrievers and the fusion)."""
+    whole search (for a hybrid: both retrievers and the fusion; with a reranker, it too)."""
+    reranker: RerankCosts | None = None
+    """The cross-encoder's share, when the variant reranks."""
 
     def to_record(self) -> dict[str, Any]:
         """Flat, as run.json holds it: each retriever's costs under its name (`bm25_index_bytes`)."""
@@ -239,9 +275,12 @@ class RetrievalCosts:
         if self.retrievers:  # the dense index's build, size and cache hit, shown once: as dense_index_*
             hidden |= {"index_build_s", "index_bytes", "index_cached"}
         out = {k: v for k, v in self.index.items() if k not in hidden}
-        out.update({f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("index", "retrievers")})
+        out.update({f.name: getattr(self, f.name) for f in fields(self)
+                    if f.name not in ("index", "retrievers", "reranker")})
         for name, costs in self.retrievers.items():
-            out.update({f"{name}_{k}": v for k, v in asdict(costs).items()})
+            out.update({f"{name}_{k}": v for k, v in asdict(costs).items() if v is not None})
+        if self.reranker is not None:
+            out.update({f"rerank_{k}": v for k, v in asdict(self.reranker).items()})
         return out
 
 

@@ -14,6 +14,8 @@ from .results import RunResults
 from .tables import ReportTables, Table, TaskTables
 
 BREAK_EVEN_HTML = "<p>Break-even: queries after which a fine-tune's training time is repaid by its cheaper queries.</p>"
+LEAKAGE_HTML = ("<p>Test examples that the train or validation split, the corpus or a prompt's demonstrations "
+                "already hold, checked before the run without a model (a leak is reported; the run went on).</p>")
 CROSSOVERS_HTML = ("<p>Crossovers: among arms that cannot be told apart, the query volume from which the arm with the "
                    "cheaper queries costs less in all (training included).</p>")
 CSS = """
@@ -64,7 +66,7 @@ def _cell(table: Table, emphasis: frozenset[int], j: int, text: str) -> str:
 def html_report(run: RunResults, decisions: dict[str, TaskDecision], tables: ReportTables,
                 pngs: dict[str, bytes]) -> str:
     """The whole report.html; `pngs` maps a plot's name to its PNG bytes."""
-    sections = _intro(run, decisions)
+    sections = _intro(run, decisions) + _leakage_section(tables.leakage)
     for task in tables.tasks:
         sections += _task_section(task, tables.samples.get(task.task.name), pngs)
     for i, table in enumerate(tables.costs):
@@ -77,6 +79,16 @@ def html_report(run: RunResults, decisions: dict[str, TaskDecision], tables: Rep
     if "loss" in pngs:
         sections.append(img(pngs["loss"], "training loss"))
     return page(f"{run.suite} report {run.run_dir.name}", sections)
+
+
+def _leakage_section(table: Table | None) -> list[str]:
+    """The leakage checks, right under the verdicts: a leak qualifies every score below it."""
+    if table is None:
+        return []
+    notes = "".join(f"<li>{escape(note)}</li>" for note in table.notes)
+    return [f"<h2>{escape(table.title)}</h2>", LEAKAGE_HTML, html_table(table), *html_warnings(table),
+            '<p class="meta">Checks (each counts test examples; one may be flagged by several):</p>',
+            f'<ul class="meta">{notes}</ul>']
 
 
 def _intro(run: RunResults, decisions: dict[str, TaskDecision]) -> list[str]:

@@ -10,6 +10,8 @@ from .tables import ReportTables, Table, TaskTables
 
 BREAK_EVEN = ("Break-even: queries after which a fine-tune's training time is repaid by its cheaper queries "
               "(measured latency per query).")
+LEAKAGE = ("Test examples that the train or validation split, the corpus or a prompt's demonstrations already "
+           "hold, checked before the run without a model (a leak is reported; the run went on).")
 CROSSOVERS = ("Crossovers: among arms that cannot be told apart, the query volume from which the arm with the cheaper "
               "queries costs less in all (training included).")
 
@@ -41,7 +43,7 @@ def _cell(text: str) -> str:
 def markdown_report(run: RunResults, decisions: dict[str, TaskDecision], tables: ReportTables,
                     plots: dict[str, str]) -> str:
     """The whole report.md; `plots` maps a plot's name to its path relative to the run directory."""
-    lines = _intro(run, decisions)
+    lines = _intro(run, decisions) + _leakage_section(tables.leakage)
     for task in tables.tasks:
         lines += _task_section(task, plots)
     for i, table in enumerate(tables.costs):
@@ -56,6 +58,15 @@ def markdown_report(run: RunResults, decisions: dict[str, TaskDecision], tables:
     load = f"{run.model_load_s} s" if run.model_load_s is not None else "skipped (every prediction was cached)"
     lines += ["", f"Wall time {run.wall_s} s; model load {load}.", ""]
     return "\n".join(lines)
+
+
+def _leakage_section(table: Table | None) -> list[str]:
+    """The leakage checks, right under the verdicts: a leak qualifies every score below it."""
+    if table is None:
+        return []
+    return ["", f"## {table.title}", "", LEAKAGE, "", *markdown_table(table), *markdown_warnings(table), "",
+            "Checks (each counts test examples; one may be flagged by several):", "",
+            *[f"- {_cell(note)}" for note in table.notes]]
 
 
 def _intro(run: RunResults, decisions: dict[str, TaskDecision]) -> list[str]:

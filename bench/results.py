@@ -19,6 +19,7 @@ from typing import Any
 
 from .config import DEFAULT_QUERY_VOLUME
 from .errors import ConfigError
+from .leakage import LEAKAGE_FILE, LeakageReport
 from .predictions import ScoredPrediction
 from .stats import Estimate
 from .store import COMPLETE, FAILED, REPORTING, RUNNING, read_json, read_jsonl
@@ -198,6 +199,8 @@ class RunResults:
     status: str = COMPLETE
     """'complete', or 'reporting' when every cell is scored but the report files were never all written
     (a kill or a full disk while reporting): `bench report` finishes it (see bench.store)."""
+    leakage: LeakageReport | None = None
+    """The leakage checks the run made before its cells (leakage.json); None for runs recorded without."""
 
     def cell(self, arm: str, task: str) -> Cell | None:
         # the last record wins, as it did when the cells were gathered into a dict
@@ -277,7 +280,8 @@ def load_run(run_dir: Path) -> RunResults:
         gpu=(run.get("hardware", {}).get("gpu") or "a GPU") if model["device"].startswith("cuda") else None,
         max_new_tokens={t["name"]: t["max_new_tokens"] for t in run.get("spec", {}).get("tasks", [])
                         if t.get("max_new_tokens")},
-        status=run_status(run_dir, run))
+        status=run_status(run_dir, run),
+        leakage=LeakageReport.from_json(_read(run_dir, LEAKAGE_FILE)) if (run_dir / LEAKAGE_FILE).is_file() else None)
 
 
 @dataclass(frozen=True)

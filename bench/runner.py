@@ -10,20 +10,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .arms import Arm, ArmContext, build_arms, run_order, suite_context
 from .config import DEFAULT_QUERY_VOLUME, query_volume_problem, unknown_name
+from .context_limit import context_window, shortened_note
 from .data import examples_hash, stable_hash
 from .errors import ConfigError
+from .leakage import LEAKAGE_FILE, find_leakage
 from .models import LoadedModel, cache_root, check_model_spec, choose_device, choose_dtype, fingerprint, load_model
 from .predictions import Prediction, ScoredPrediction
+from .progress import Display, open_display
 from .scoring import retrieval_scores, score_floor, score_predictions
 from .store import (
     FAILED,
@@ -38,6 +41,8 @@ from .store import (
     write_jsonl,
 )
 from .suites import Suite, Task, load_suite
+from .training import distributed
+from .training.distributed import local_device
 
 
 def _opt(help: str, **extra: Any) -> dict[str, Any]:
@@ -70,6 +75,9 @@ class RunOptions:
 
     allow_outside_paths: bool = field(default=False, metadata=_opt(
         "read data and corpus files that lie outside the suite folder (absolute paths, '..', symlinks)"))
+    verbose: bool = field(default=False, metadata=_opt(
+        "also show the libraries' warnings, progress bars and loading messages (transformers, huggingface_hub, "
+        "datasets, tqdm), hidden by default"))
 
     def __post_init__(self) -> None:
         # Refused before anything loads: a 0 limit runs and reports on nothing, a 0 batch size
@@ -118,7 +126,7 @@ def plan_run(name: str, opts: RunOptions) -> Plan:
     spec = suite.spec
     model_spec = opts.model or spec.model
     check_model_spec(model_spec)  # now, not when the first cell loads it into a fresh run directory
-    device = choose_device(opts.device)
+    device = local_device(choose_device(opts.device))  # under torchrun: this process's own GPU
     arms = build_arms(spec.arms)
     selected = select("arm variant", opts.arms, [a.name for a in spec.arms])
     return Plan(suite=suite, model_spec=model_spec, model_id=fingerprint(model_spec, spec.seed), device=device,
@@ -130,8 +138,9 @@ def plan_run(name: str, opts: RunOptions) -> Plan:
 class ModelLoader:
     """Loads the base model on first use only: a fully cached run never loads it."""
 
-    def __init__(self, plan: Plan, opts: RunOptions, console: Console):
-        self.plan, self.opts, self.console = plan, opts, console
+    def __init__(self, plan: Plan, opts: RunOptions, timed: Callable[[str], AbstractContextManager[None]]):
+        self.plan, self.opts = plan, opts
+        self.timed = timed  # the display's timed step: a pulsing bar, or start and end lines in a log
         self.model: LoadedModel | None = None
         self.load_seconds: float | None = None
 
@@ -139,38 +148,47 @@ class ModelLoader:
         if self.model is None:
             p = self.plan
             t0 = time.perf_counter()
-            with self.console.status(f"Loading {p.model_spec} on {p.device} ({p.dtype})"):
+            with self.timed(f"Loading {p.model_spec} on {p.device} ({p.dtype})"):
                 self.model = load_model(p.model_spec, device=p.device, dtype=p.dtype, seed=p.suite.spec.seed,
                                         trust_remote_code=self.opts.trust_remote_code)
             self.load_seconds = round(time.perf_counter() - t0, 2)
         return self.model
 
 
-def run_suite(name: str, opts: RunOptions, console: Console) -> Path:
+def run_suite(name: str, opts: RunOptions, console: Console) -> Path | None:
     """Predict and score every cell into a new run directory and return it, its run.json saying
     'reporting': bench.report.finish_report writes the report files, then marks it 'complete'.
+    Under a multi-process launch (torchrun, accelerate launch) all processes train the fine-tunes
+    together, then the main process alone predicts and writes; the others return None.
 
     run.json says 'running' from the start, so a killed run never looks finished. A run that fails
     before any cell finished leaves no directory; one that fails later keeps its cells, marked
     'failed' (a rerun takes the finished cells from the prediction cache)."""
     started = time.time()
     plan = plan_run(name, opts)
+    if not distributed.is_main():
+        _train_as_peer(plan, opts)
+        return None
     record = _run_record(plan, opts, started)
+    # on the examples and demonstrations this run uses; reported, never a reason to stop
+    leakage = find_leakage(plan.suite, [plan.arms[a].spec for a in plan.arm_order], plan.task_names)
+    leakage.print_warnings(console)
     run_dir = new_run_dir(opts.results, plan.suite.spec.name)
-    loader = ModelLoader(plan, opts, console)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
     cells: CellRunner | None = None
     try:
         write_json(run_dir / "run.json", {"status": RUNNING, **record, "cells": []})
-        with Progress(*columns, console=console, transient=False) as progress:
+        write_json(run_dir / LEAKAGE_FILE, leakage.to_json())
+        with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
+            loader = ModelLoader(plan, opts, display.timed)
             ctx = suite_context(plan.suite, loader, batch_size=plan.batch_size, retrain=opts.retrain,
-                                progress=_bars(progress), log=lambda message: progress.console.print(message))
-            cells = CellRunner(plan, opts, ctx, run_dir, progress)
-            for arm_name in plan.arm_order:
-                for task_name in plan.task_names:
-                    if _applies(plan.arms[arm_name], task_name):
-                        cells.run(arm_name, plan.suite.tasks[task_name])
+                                progress=display.stage, log=display.log)
+            cells = CellRunner(plan, opts, ctx, run_dir, display)
+            if distributed.world_size() > 1:  # several processes: first the trainings they share
+                from .arms.finetune import train_together
+
+                train_together(_cells(plan), ctx, cells.is_cached)
+            for arm, task in _cells(plan):
+                cells.run(arm.spec.name, task)
         timings = {"model_load_s": loader.load_seconds, "wall_s": round(time.time() - started, 2)}
         write_json(run_dir / "scores.json", {"suite": plan.suite.spec.name, "tasks": cells.scores_in_declared_order()})
         write_json(run_dir / "run.json", {"status": REPORTING, **record, "timings": timings, "cells": cells.cells})
@@ -199,19 +217,28 @@ def _applies(arm: Arm, task_name: str) -> bool:
     return not arm.spec.tasks or task_name in arm.spec.tasks
 
 
-def _bars(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    def bar(label: str, total: int) -> Callable[[int], None]:
-        tid = progress.add_task(label, total=total)
-        return lambda n: progress.advance(tid, n)
+def _cells(plan: Plan) -> list[tuple[Arm, Task]]:
+    """The run's (arm variant, task) cells, in the order they run."""
+    return [(plan.arms[a], plan.suite.tasks[t]) for a in plan.arm_order for t in plan.task_names
+            if _applies(plan.arms[a], t)]
 
-    return bar
+
+def _train_as_peer(plan: Plan, opts: RunOptions) -> None:
+    """A non-main process of a multi-process launch: it takes part in the run's trainings and
+    writes nothing (no run directory, no cache entry, no report; the main process predicts)."""
+    from .arms.finetune import train_together
+
+    with open_display(Console(quiet=True)) as display:
+        ctx = suite_context(plan.suite, ModelLoader(plan, opts, display.timed), batch_size=plan.batch_size,
+                            retrain=opts.retrain)
+        train_together(_cells(plan), ctx, None)
 
 
 class CellRunner:
     """Runs (arm variant, task) cells: cache lookup or prediction, scoring, prediction files."""
 
-    def __init__(self, plan: Plan, opts: RunOptions, ctx: ArmContext, run_dir: Path, progress: Progress):
-        self.plan, self.opts, self.ctx, self.run_dir, self.progress = plan, opts, ctx, run_dir, progress
+    def __init__(self, plan: Plan, opts: RunOptions, ctx: ArmContext, run_dir: Path, display: Display):
+        self.plan, self.opts, self.ctx, self.run_dir, self.display = plan, opts, ctx, run_dir, display
         self.cache = PredictionCache(cache_root())
         self.code = code_fingerprint()
         self.cells: list[dict[str, Any]] = []
@@ -233,28 +260,38 @@ class CellRunner:
             "model": p.model_id, "device": p.device.split(":")[0], "dtype": p.dtype, "batch_size": p.batch_size,
             "seed": p.suite.spec.seed,
             "arm": arm.cache_key(self.ctx, task), "code": self.code,
-            # `update` names fields for the knowledge-update experiment; it changes no prediction
-            "task": task.spec.model_dump(exclude={"limit", "metrics", "description", "update"}),
+            # `update` names fields for the knowledge-update experiment; it changes no prediction. A task's
+            # `corpus` names files: the arms that read them key their content (`corpus_for`), the rest ignore it
+            "task": task.spec.model_dump(exclude={"limit", "metrics", "description", "update", "corpus"}),
             "test": examples_hash(task.split("test")), "train": examples_hash(task.split("train"))})
+
+    def is_cached(self, arm: Arm, task: Task) -> bool:
+        """Whether the cell's predictions will come from the prediction cache."""
+        return self.opts.use_cache and not self.opts.retrain and self.cache.get(self.key(arm, task)) is not None
 
     def predictions(self, arm_name: str, task: Task, key: str) -> tuple[list[Prediction], dict[str, Any], bool]:
         """(predictions, how they were made, cached?): from the cache, or made now and cached."""
         hit = self.cache.get(key) if self.opts.use_cache and not self.opts.retrain else None
         if hit:
             rows, info = hit
-            self.progress.add_task(f"{arm_name} · {task.name} (cached)", total=len(rows), completed=len(rows))
+            self.display.cached(f"{arm_name} · {task.name}", len(rows))
             return [Prediction.from_record(r) for r in rows], info, True
         t0 = time.perf_counter()
         result = self.plan.arms[arm_name].predict(self.ctx, task, task.split("test"))
         p = self.plan
         info = {"seconds": round(time.perf_counter() - t0, 3), "created": _now(), "model": p.model_id,
                 "device": p.device, "dtype": p.dtype, "batch_size": p.batch_size, "costs": result.costs.to_record()}
+        if any(r.input_shortened for r in result.predictions):  # for the note; the model is loaded: it answered
+            info["context_window"] = context_window(self.ctx.get_model())
         self.cache.put(key, [r.to_record() for r in result.predictions], info)
         return result.predictions, info, False
 
     def run(self, arm_name: str, task: Task) -> None:
         key = self.key(self.plan.arms[arm_name], task)
         preds, info, cached = self.predictions(arm_name, task, key)
+        shortened = sum(p.input_shortened for p in preds)
+        if shortened:  # once per cell, cached or not
+            self.ctx.log(shortened_note(f"{arm_name} · {task.name}", shortened, len(preds), info.get("context_window")))
         seed = self.plan.suite.spec.seed
         scored = score_predictions(task, preds, seed=seed, n_boot=self.opts.n_boot)
         inputs = {e.id: e.input for e in task.split("test")}
@@ -281,6 +318,7 @@ def _cell_record(arm: str, task: str, key: str, cached: bool, info: dict[str, An
     return {"arm": arm, "task": task, "cache_key": key, "cached": cached, "predicted_at": info["created"],
             "predict_s": info["seconds"], "n": len(preds), "prompt_tokens": sum(p.prompt_tokens for p in preds),
             "output_tokens": sum(p.output_tokens for p in preds),
+            "inputs_shortened": sum(p.input_shortened for p in preds),
             "mean_latency_s": round(sum(p.latency_s for p in preds) / n, 5), "costs": info.get("costs", {})}
 
 

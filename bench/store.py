@@ -12,12 +12,14 @@ import errno
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,53 @@ RUN_STATUSES = (RUNNING, FAILED, REPORTING, COMPLETE)
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
+DISK_FULL_WORDS = re.compile(r"no space left on device|disk quota exceeded|storagefull|\benospc\b|\bedquot\b|"
+                             r"(?:errno|os error)\s*(?:28|122)\b", re.IGNORECASE)
+"""How writers that do not raise OSError(ENOSPC) word a full disk: torch.save and faiss raise
+RuntimeError, safetensors its SafetensorError ('IoError(Os { code: 28, kind: StorageFull, ...'),
+others quote the OSError ('[Errno 28] ...'). On Linux 28 is ENOSPC and 122 EDQUOT."""
+
+NEARLY_FULL_BYTES = 2**20
+"""A writer's RuntimeError on a disk with less than this left is taken as a full disk: torch.save
+says only 'PytorchStreamWriter failed writing file ...: file write failed'."""
+
+
+def is_disk_full(error: BaseException, path: Path) -> bool:
+    """Whether `error`, raised while writing `path`, means the disk (or quota) is full: an OSError
+    with ENOSPC or EDQUOT, or an error whose message says so, anywhere in its chain of causes; or a
+    RuntimeError on a disk left with (almost) nothing free. An OSError with another errno is not."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any((isinstance(e, OSError) and e.errno in DISK_FULL) or DISK_FULL_WORDS.search(str(e)) for e in chain):
+        return True
+    if not isinstance(error, RuntimeError):
+        return False
+    free = _free_bytes(path)
+    return free is not None and free < NEARLY_FULL_BYTES
+
+
+@contextmanager
+def writing_to(path: Path) -> Iterator[None]:
+    """Around code that writes `path` (or a folder of files standing for it): a full disk, however
+    the writer words it, becomes the one-line `disk_full(path)`; every other error passes unchanged."""
+    try:
+        yield
+    except ResourceError:
+        raise
+    except Exception as e:
+        if is_disk_full(e, path):
+            raise disk_full(path) from e
+        raise
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temp file in the same folder and a rename, so a reader, a
     kill or a concurrent writer of the same file sees the old file or the new one, never part of
     one. A full disk is a ResourceError that names the path and what to free."""
-    try:
+    with writing_to(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -54,10 +97,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    except OSError as e:
-        if e.errno in DISK_FULL:
-            raise disk_full(path) from e
-        raise
 
 
 def _umask() -> int:
@@ -123,14 +162,11 @@ def new_run_dir(results: Path, suite: str, prefix: str = "") -> Path:
     while True:
         path = results / suite / (prefix + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2))
         try:
-            path.mkdir(parents=True)
+            with writing_to(path):
+                path.mkdir(parents=True)
             return path
         except FileExistsError:
             continue
-        except OSError as e:
-            if e.errno in DISK_FULL:
-                raise disk_full(path) from e
-            raise
 
 
 def discard_run_dir(path: Path) -> None:
@@ -182,7 +218,7 @@ class PredictionCache:
 def code_fingerprint() -> str:
     """Hash of the source files that shape predictions: an edit there invalidates the cache."""
     pkg = Path(__file__).parent
-    files = [pkg / n for n in ("prompts.py", "generate.py", "models.py")]
+    files = [pkg / n for n in ("prompts.py", "context_limit.py", "generate.py", "models.py")]
     files += sorted(f for sub in ("arms", "retrieval", "training") for f in (pkg / sub).glob("*.py"))
     return stable_hash([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
 

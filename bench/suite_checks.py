@@ -1,6 +1,7 @@
 """Cross-checks that need a suite's loaded data: what each arm variant needs from the tasks it
 runs on, a rag variant's document filter against the corpus and the examples, and gold document
-ids against the corpus.
+ids against the corpus. "The corpus" of a task is its own `corpus:` when it has one, else the
+suite's.
 
 Each returns Problems located in suite.yaml, so `bench validate` reports at once what `bench run`
 would otherwise fail on only after other cells had run (a fine-tune on a task without train
@@ -9,7 +10,7 @@ examples fails at training time, possibly an hour into the run).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,29 +25,40 @@ SHOWN_GOLD_IDS = 3  # unknown gold ids named in the problem; the count says how 
 
 
 def check_arm_needs(path: Path, at: tuple[str, ...], arms: Sequence[Any], tasks: dict[str, Task],
-                    has_corpus: bool) -> list[Problem]:
+                    with_corpus: set[str]) -> list[Problem]:
     """Arm variants (the suite's `arms`, or a profile's at `at`) against what they need: train
-    examples to fine-tune on or retrieve, a classification task for a head, a corpus to learn."""
+    examples to fine-tune on or retrieve, a classification task for a head, a reranker that
+    exists, a corpus to learn (`with_corpus`: the tasks that have one, their own or the suite's)."""
     out, shown = [], ".".join(at)
     for i, arm in enumerate(arms):
-        needs = _variant_needs(arm, has_corpus)
-        for task in tasks.values():
-            if not arm.tasks or task.name in arm.tasks:
-                needs += _task_needs(arm, task)
+        runs_on = [task for task in tasks.values() if not arm.tasks or task.name in arm.tasks]
+        needs = _variant_needs(arm, [task.name for task in runs_on if task.name not in with_corpus])
+        for task in runs_on:
+            needs += _task_needs(arm, task)
         for key, why in needs:
             line = yaml_line(path, (*at, i, key)) if key else yaml_line(path, (*at, i))
             out.append(Problem(shown_path(path), line, f"{shown}[{i}]" + (f".{key}" if key else ""), why))
     return out
 
 
-def _variant_needs(arm: Any, has_corpus: bool) -> list[tuple[str, str]]:
-    """(the key at fault, or '' for the whole variant; what is missing) of the variant itself."""
+def _variant_needs(arm: Any, without_corpus: list[str]) -> list[tuple[str, str]]:
+    """(the key at fault, or '' for the whole variant; what is missing) of the variant itself;
+    `without_corpus`: the tasks it runs on that have no corpus, their own or the suite's."""
     out = []
-    if arm.arm == "finetune" and arm.knowledge != "none" and not has_corpus:
-        out.append(("knowledge", f"knowledge: {arm.knowledge} trains on the suite corpus, but the suite has no "
-                                 "`corpus:`; add one or use knowledge: none"))
+    if arm.arm == "finetune" and arm.knowledge != "none" and without_corpus:
+        names = ", ".join(without_corpus)
+        which = f"tasks {names} have" if len(without_corpus) > 1 else f"task {names} has"
+        out.append(("knowledge", f"knowledge: {arm.knowledge} trains on the corpus of the tasks it learns, but {which} "
+                                 "no `corpus:` (of its own or the suite's); add one, use knowledge: none, or restrict "
+                                 "the variant to other tasks with `tasks:`"))
     if arm.arm == "finetune" and arm.method == "head" and arm.scope == "multi_task":
         out.append(("scope", "method head trains one classifier per task; use scope: per_task"))
+    if arm.arm == "rag" and arm.rerank is not None:
+        from .retrieval.rerank import reranker_problem  # imported here: the retrieval package is heavier
+
+        why = reranker_problem(arm.rerank.model)  # a missing directory, before a hub lookup or any compute
+        if why:
+            out.append(("rerank", why))
     return out
 
 
@@ -76,19 +88,22 @@ def _task_needs(arm: Any, task: Task) -> list[tuple[str, str]]:
 
 
 def check_filters(path: Path, at: tuple[str, ...], arms: Sequence[Any], tasks: dict[str, Task],
-                  corpus: Sequence[Document] | None) -> list[Problem]:
-    """A rag variant's `filter` against the corpus metadata and every example of the tasks it runs
-    on (any of them may be a query: test examples, and train ones for retrieval-aware fine-tuning).
-    `corpus` None: it did not load whole, and its own problems are reported instead."""
+                  corpora: Mapping[str, Sequence[Document] | None]) -> list[Problem]:
+    """A rag variant's `filter` against the metadata of each task's corpus (`corpora`: task name ->
+    its documents) and every example of the tasks it runs on (any of them may be a query: test
+    examples, and train ones for retrieval-aware fine-tuning). A task missing from `corpora`, or
+    without documents, is skipped: its corpus did not load whole or is absent, and that is
+    reported on its own."""
     from .retrieval.filters import filter_problem  # imported here: the retrieval package is heavier
 
     out, shown = [], ".".join(at)
     for i, arm in enumerate(arms):
         f = getattr(arm, "filter", None)
-        if arm.arm != "rag" or f is None or not corpus:
+        if arm.arm != "rag" or f is None:
             continue
         for task in tasks.values():
-            if arm.tasks and task.name not in arm.tasks:
+            corpus = corpora.get(task.name)
+            if (arm.tasks and task.name not in arm.tasks) or not corpus:
                 continue
             examples = [e for split in task.examples.values() for e in split]
             why = filter_problem(f.doc_field, f.example_field, corpus, examples)
@@ -99,21 +114,23 @@ def check_filters(path: Path, at: tuple[str, ...], arms: Sequence[Any], tasks: d
 
 
 def check_gold_documents(path: Path, index: int, task: Task, corpus: Sequence[Document] | None) -> list[Problem]:
-    """Every gold document id of the task (its `gold_doc_field`) names a corpus document; a gold id
-    that names none would score as a retrieval miss on every arm, quietly. `corpus` None: the suite
-    has no corpus."""
+    """Every gold document id of the task (its `gold_doc_field`) names a document of the task's
+    corpus (its own, else the suite's); a gold id that names none would score as a retrieval miss
+    on every arm, quietly. `corpus` None: neither the task nor the suite has one."""
     field = task.spec.gold_doc_field
     if not field:
         return []
     gold = {e.id: e.meta[field] for split in task.examples.values() for e in split if field in e.meta}
     where = (shown_path(path), yaml_line(path, ("tasks", index, "gold_doc_field")), f"tasks[{index}].gold_doc_field")
     if corpus is None:
-        return [Problem(*where, "gold documents are corpus documents, but the suite has no `corpus:`")] if gold else []
+        return [Problem(*where, "gold documents are corpus documents, but there is no `corpus:` (the suite's or "
+                                "the task's own)")] if gold else []
     known = {d.id for d in corpus}
     unknown = [(example, doc) for example, doc in sorted(gold.items()) if doc not in known]
     if not unknown:
         return []
     named = ", ".join(f"{doc!r} (example {example})" for example, doc in unknown[:SHOWN_GOLD_IDS])
     more = f" and {len(unknown) - SHOWN_GOLD_IDS} more" if len(unknown) > SHOWN_GOLD_IDS else ""
+    whose = "the task's own corpus" if task.corpus is not None else "the suite's corpus"
     return [Problem(*where, f"{len(unknown)} gold document id(s) name no corpus document: {named}{more}; "
-                            "expected ids of the corpus")]
+                            f"expected ids of {whose}")]

@@ -48,6 +48,8 @@ class Task:
     spec: TaskSpec
     examples: dict[str, list[Example]]
     full_sizes: dict[str, int] = field(default_factory=dict)
+    corpus: list[Document] | None = None
+    """The task's own documents (its `corpus:`), or None: it uses the suite's corpus."""
 
     @property
     def name(self) -> str:
@@ -128,26 +130,54 @@ def load_suite(name_or_path: str, *, profile: str | None = None, apply_limits: b
     tasks = {t.name: _load_task(path, i, t, spec.seed, problems, apply_limits, limit, allow_outside)
              for i, t in enumerate(spec.tasks)}
     before_corpus = len(problems)
-    corpus = load_corpus(path, spec, problems, allow_outside=allow_outside)
+    corpus = load_corpus(path, spec.corpus, problems, allow_outside=allow_outside)
     corpus_ok = len(problems) == before_corpus  # gold ids are checked against a corpus that loaded whole
+    corpora = _task_corpora(path, spec, tasks, problems, allow_outside,
+                            corpus if declared.corpus is not None and corpus_ok else None)
+    with_corpus = {t.name for t in spec.tasks if t.corpus is not None or declared.corpus is not None}
     for i, t in enumerate(spec.tasks):
         problems += _check_metrics(path, i, t.kind, t.metrics)
-        if corpus_ok:
-            problems += check_gold_documents(path, i, tasks[t.name], corpus if declared.corpus else None)
+        if t.name in corpora:
+            problems += check_gold_documents(path, i, tasks[t.name], corpora[t.name])
         problems += update_checks.task_problems(path, i, tasks[t.name], declared.corpus, corpus if corpus_ok else None)
     problems += _check_arms(path, ("arms",), declared.arms, tasks)
-    problems += check_arm_needs(path, ("arms",), declared.arms, tasks, bool(declared.corpus))
-    problems += _check_compositions(path, ("arms",), declared.arms, bool(declared.corpus))
-    problems += check_filters(path, ("arms",), declared.arms, tasks, corpus if corpus_ok else None)
+    problems += check_arm_needs(path, ("arms",), declared.arms, tasks, with_corpus)
+    problems += _check_compositions(path, ("arms",), declared.arms, tasks, with_corpus)
+    problems += check_filters(path, ("arms",), declared.arms, tasks, corpora)
     for name, p in declared.profiles.items():
         problems += _check_profile(path, name, p, tasks)
-        problems += check_arm_needs(path, ("profiles", name, "arms"), p.arms or [], tasks, bool(declared.corpus))
-        problems += check_filters(path, ("profiles", name, "arms"), p.arms or [], tasks, corpus if corpus_ok else None)
+        problems += check_arm_needs(path, ("profiles", name, "arms"), p.arms or [], tasks, with_corpus)
+        problems += check_filters(path, ("profiles", name, "arms"), p.arms or [], tasks, corpora)
         if p.arms:
-            problems += _check_compositions(path, ("profiles", name, "arms"), p.arms, bool(declared.corpus))
+            problems += _check_compositions(path, ("profiles", name, "arms"), p.arms, tasks, with_corpus)
     if problems:
         raise SuiteError(problems)
     return Suite(spec=spec, path=path, tasks=tasks, corpus=corpus, profile=profile)
+
+
+def _task_corpora(path: Path, spec: SuiteSpec, tasks: dict[str, Task], problems: list[Problem],
+                  allow_outside: bool, suite_corpus: list[Document] | None) -> dict[str, list[Document] | None]:
+    """Load each task's own `corpus:` into its Task (one declaration written twice loads once) and
+    return, per task, the documents its gold ids and filters are checked against: its own, else
+    the suite's (None: it has no corpus at all). A task whose corpus did not load whole is left
+    out: its corpus's own problems say what is wrong."""
+    loaded: dict[str, tuple[list[Document], bool]] = {}
+    out: dict[str, list[Document] | None] = {}
+    for i, t in enumerate(spec.tasks):
+        if t.corpus is None:
+            if spec.corpus is None or suite_corpus is not None:
+                out[t.name] = suite_corpus
+            continue
+        key = t.corpus.model_dump_json()
+        if key not in loaded:
+            before = len(problems)
+            docs = load_corpus(path, t.corpus, problems, at=("tasks", i, "corpus"), allow_outside=allow_outside)
+            loaded[key] = (docs, len(problems) == before)
+        docs, whole = loaded[key]
+        tasks[t.name].corpus = docs
+        if whole:
+            out[t.name] = docs
+    return out
 
 
 def list_profiles(name_or_path: str) -> dict[str, Profile]:
@@ -176,6 +206,7 @@ def _problems_of_valid_tasks(path: Path, allow_outside: bool) -> list[Problem]:
             problems += _problems_of_invalid_task(path, i, t, allow_outside)
             continue
         _load_task(path, i, task, 0, problems, False, None, allow_outside)
+        load_corpus(path, task.corpus, problems, at=("tasks", i, "corpus"), allow_outside=allow_outside)
         problems += _check_metrics(path, i, task.kind, task.metrics)
     return problems
 
@@ -417,9 +448,11 @@ def _check_arms(path: Path, at: tuple[str, ...], arms: list[ArmSpec], tasks: dic
     return out
 
 
-def _check_compositions(path: Path, at: tuple[str, ...], arms: list[ArmSpec], has_corpus: bool) -> list[Problem]:
+def _check_compositions(path: Path, at: tuple[str, ...], arms: list[ArmSpec], tasks: dict[str, Task],
+                        with_corpus: set[str]) -> list[Problem]:
     """What a retrieval variant needs that another part of the suite must supply: the fine-tune
-    variant named by `finetuned:` (in the same arm list) and, in corpus mode, a corpus."""
+    variant named by `finetuned:` (in the same arm list) and, in corpus mode, a corpus for every
+    task it runs on (`with_corpus`: the tasks that have one, their own or the suite's)."""
     out, shown, kinds = [], ".".join(at), {a.name: a.arm for a in arms}
     by_name = {a.name: a for a in arms}
     for i, arm in enumerate(arms):
@@ -435,9 +468,11 @@ def _check_compositions(path: Path, at: tuple[str, ...], arms: list[ArmSpec], ha
                     if arm.finetuned in kinds else unknown_name("arm variant", arm.finetuned, list(kinds)))
             out.append(Problem(shown_path(path), yaml_line(path, (*at, i, "finetuned")),
                                f"{shown}[{i}].finetuned", what))
-        if arm.mode == "corpus" and not has_corpus:
+        lacking = [t for t in tasks if (not arm.tasks or t in arm.tasks) and t not in with_corpus]
+        if arm.mode == "corpus" and lacking:
+            where = "in suite.yaml" if not with_corpus else f"in suite.yaml or on task {', '.join(lacking)}"
             out.append(Problem(shown_path(path), yaml_line(path, (*at, i, "mode")) or yaml_line(path, (*at, i)),
-                               f"{shown}[{i}].mode", "corpus retrieval needs a `corpus:` in suite.yaml; add one "
+                               f"{shown}[{i}].mode", f"corpus retrieval needs a `corpus:` {where}; add one "
                                "or use `mode: examples`"))
     return out
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .config import DEFAULT_QUERY_VOLUME
 from .decision import ALPHA, BreakEven, PairedTest, TaskDecision, rounded_s
+from .leakage import LeakageReport, describe
 from .results import ArmCosts, Estimate, RunResults, TaskResults
 
 SAMPLES = 4  # sample predictions per task in report.html
@@ -104,17 +105,21 @@ def score_table(task: TaskResults, decision: TaskDecision | None) -> Table:
 
 
 RETRIEVER_COSTS = (("index_build_s", "index build s", "{:g}"), ("index_bytes", "index KiB", "{:,.0f}"),
+                   ("memory_bytes", "memory KiB", "{:,.0f}"),
                    ("query_latency_ms_p50", "query ms p50", "{:g}"), ("query_latency_ms_p95", "query ms p95", "{:g}"))
-"""Per-retriever costs beside recall (the run's `<retriever>_<key>` costs; bytes shown in KiB)."""
+"""Per-retriever costs beside recall (the run's `<retriever>_<key>` costs; bytes shown in KiB). Memory
+is the arrays a retriever holds (vectors + index, BM25's score matrix) or a reranker's parameters."""
+STAGES = ("dense", "bm25", "rerank")
+"""The stages whose costs a retrieval variant records under their name (`rerank`: a cross-encoder)."""
 
 
 def retriever_costs(reported: dict[str, object]) -> list[str]:
     """[retriever, then one cell per RETRIEVER_COSTS]: 'dense 0.12 · bm25 0.03' for a hybrid."""
-    names = [n for n in ("dense", "bm25") if f"{n}_index_bytes" in reported]
+    names = [n for n in STAGES if f"{n}_query_latency_ms_p50" in reported]
 
     def cell(key: str, form: str) -> str:
         values = [(n, reported.get(f"{n}_{key}")) for n in names]
-        shown = [(n, form.format(v / 1024 if key == "index_bytes" else v)) for n, v in values
+        shown = [(n, form.format(v / 1024 if key.endswith("bytes") else v)) for n, v in values
                  if isinstance(v, (int, float))]
         return " · ".join(f"{n} {v}" for n, v in shown) if len(shown) > 1 else (shown[0][1] if shown else "")
 
@@ -135,7 +140,17 @@ def retrieval_table(task: TaskResults, costs: dict[str, ArmCosts] | None = None)
     rows = [Row([arm, *[fmt(scores.get(n)) for n in names],
                  *(retriever_costs(costs[arm].reported if arm in costs else {}) if per else [])])
             for arm, scores in retrieval.items()]
-    return Table("Retrieval of the gold document", ["arm variant", *names, *extra], rows)
+    notes = [note for arm in retrieval if arm in costs for note in [rerank_note(arm, costs[arm].reported)] if note]
+    return Table("Retrieval of the gold document", ["arm variant", *names, *extra], rows, notes)
+
+
+def rerank_note(arm: str, reported: dict[str, object]) -> str:
+    """'rag-rr reranks 20 candidates with hub:cross-encoder/ms-marco-MiniLM-L6-v2: 2,310 tokens per query'."""
+    if "rerank_model" not in reported:
+        return ""
+    tokens = reported.get("rerank_tokens_per_query_mean")
+    read = f": {tokens:,.0f} tokens per query" if isinstance(tokens, (int, float)) else ""
+    return f"{arm} reranks {reported.get('rerank_candidates')} candidates with {reported['rerank_model']}{read}"
 
 
 def task_tables(run: RunResults, decisions: dict[str, TaskDecision]) -> list[TaskTables]:
@@ -273,6 +288,8 @@ class ReportTables:
     """How each score was produced: mode, cache, timings."""
     results: Table
     """Every (task, arm, metric) in long format (results.csv)."""
+    leakage: Table | None = None
+    """The leakage checks made before the run (bench.leakage); None for a run recorded without them."""
 
 
 def report_tables(run: RunResults, decisions: dict[str, TaskDecision], query_volume: int | None = None) -> ReportTables:
@@ -282,4 +299,16 @@ def report_tables(run: RunResults, decisions: dict[str, TaskDecision], query_vol
     return ReportTables(task_tables(run, decisions),
                         {name: samples_table(run, task) for name, task in run.tasks.items() if task.arms},
                         cost_tables(costs, run.arm_kinds, volume), break_even_table(decisions),
-                        crossover_table(decisions), provenance_table(run), results_table(run, decisions))
+                        crossover_table(decisions), provenance_table(run), results_table(run, decisions),
+                        leakage_table(run.leakage) if run.leakage else None)
+
+
+def leakage_table(report: LeakageReport) -> Table:
+    """Per task and check: test examples flagged of those it could judge, and the first matches; what
+    each check flags in the notes, one warning per finding."""
+    rows = [Row([r.task, r.check, f"{r.flagged} of {r.checked}", "; ".join(m.text() for m in r.examples)])
+            for r in report.results]
+    checks = dict.fromkeys(r.check for r in report.results)
+    notes = [f"{check}: {describe(check, report.thresholds)}" for check in checks]
+    return Table("Leakage", ["task", "check", "flagged", "first matches"], rows, notes, numeric_from=None,
+                 warnings=report.warnings())

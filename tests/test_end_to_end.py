@@ -1,7 +1,9 @@
-"""One end-to-end run of `bench run` on the real embedded model (SmolLM2-135M), a few examples."""
+"""One end-to-end run of `bench run` on the real embedded model (SmolLM2-135M), a few examples: what it
+writes, and what a user sees in a log (no warnings, no library bars, a line per stage)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
+
+# What must not reach a default run's output: a Python warning ("file.py:12: FutureWarning: ..."), a
+# tqdm bar ("Loading weights: 100%|...| 23/23 [00:00<00:00, ...it/s]") or a library's loading message.
+NOISE = re.compile(r"\w+Warning: |\| *\d+/\d+ \[|it/s\]|Loading weights|de-quantizing|Batches: ")
+
+
+def noise(output: str) -> list[str]:
+    return [line for line in output.splitlines() if NOISE.search(line)]
 
 
 @pytest.mark.slow
@@ -21,11 +31,16 @@ def test_bench_run_on_the_embedded_model(tmp_path):
     cache.mkdir()
     (cache / "models").symlink_to(cache_root() / "models")
     env = {**os.environ, "TRIDENT_CACHE": str(cache)}
-    cmd = [sys.executable, "-m", "bench", "run", "legal", "--profile", "smoke", "--arms", "zero-shot,2-shot",
-           "--results", str(tmp_path)]
+    # every smoke arm: prompts, retrieval (the embedder) and a LoRA (training), as a log sees them (no terminal)
+    cmd = [sys.executable, "-m", "bench", "run", "legal", "--profile", "smoke", "--results", str(tmp_path)]
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "report:" in first.stdout and "clause_type" in first.stdout
+    assert not noise(first.stdout + first.stderr), noise(first.stdout + first.stderr)
+    assert not first.stderr.strip(), first.stderr[-3000:]
+    for stage in ("zero-shot · clause_type: started", "lora · clause_type · training: done, 3/3 steps",
+                  "rag-k2 · dense index: done", "all-minilm-l6-v2 · embedding: done", "rag-k2 · tenancy_qa: done"):
+        assert stage in first.stdout, stage
     run_dir = sorted((tmp_path / "legal").iterdir())[-1]
     scores = json.loads((run_dir / "scores.json").read_text())
     for task in ("clause_type", "tenancy_qa", "plain_summary"):
@@ -43,6 +58,7 @@ def test_bench_run_on_the_embedded_model(tmp_path):
     assert not any(c["cached"] for c in info["cells"]) and info["timings"]["model_load_s"] is not None
     second = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
     assert second.returncode == 0, second.stderr[-3000:]
+    assert "zero-shot · clause_type: 6 from the cache" in second.stdout and not noise(second.stdout + second.stderr)
     run2 = sorted((tmp_path / "legal").iterdir())[-1]
     info2 = json.loads((run2 / "run.json").read_text())
     assert run2 != run_dir and all(c["cached"] for c in info2["cells"]) and info2["timings"]["model_load_s"] is None

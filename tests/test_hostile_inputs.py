@@ -225,6 +225,18 @@ CASES = [
                    WITH_CORPUS), files=CORPUS_FILES),
     Case("a boolean corpus document id", ("docs.jsonl:1", "document id, got bool"), yaml=WITH_CORPUS,
          files={"corpus/docs.jsonl": CORPUS.replace('"d1"', "true")}),
+    Case("gold ids of the suite corpus on a task with its own", ("tasks[1].gold_doc_field", "'d1' (example c1)",
+                                                                 "expected ids of the task's own corpus"),
+         yaml=edit("    metrics: [exact_match]\n", "    metrics: [exact_match]\n    gold_doc_field: section\n"
+                   "    corpus:\n      files: [corpus/own.jsonl]\n", WITH_CORPUS),
+         files=CORPUS_FILES | {"corpus/own.jsonl": rows({"id": "e1", "title": "Asia", "text": "Tokyo."})}),
+    Case("update files on a task's own corpus", ("tasks[1]", "a task's corpus takes no 'update' files"),
+         yaml=edit("    metrics: [exact_match]\n", "    metrics: [exact_match]\n    corpus:\n"
+                   "      files: [corpus/docs.jsonl]\n      update: [corpus/more.jsonl]\n"), files=CORPUS_FILES),
+    # an input of 6,000 tokens against the tiny Llama's 2,048 positions is valid data: prediction
+    # shortens it in its middle and says so (tests/test_context_limit.py runs it)
+    Case("an input longer than the model's context", ("is valid",), code=0,
+         files=sentiment_rows({}, {}, {"text": "Great fun " + "and more " * 666 + "to the end"})),
     # 6. numbers in data
     Case("CSV 0/1 labels when the labels are '0' and '1'", ("is valid",), code=0,
          yaml=edit("      file: data/sentiment.jsonl\n", "      file: data/sentiment.csv\n").replace(

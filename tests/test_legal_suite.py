@@ -101,6 +101,6 @@ def test_profiles_share_legal_tasks_so_primary_metrics_agree(legal):
     smoke = load_suite("legal", profile="smoke")
     assert smoke.tasks["tenancy_qa"].spec.metrics[0] == legal.tasks["tenancy_qa"].spec.metrics[0] == "token_f1"
     sizes = {n: len(t.split("test")) for n, t in smoke.tasks.items()}
-    assert sizes == {"clause_type": 6, "tenancy_qa": 4, "plain_summary": 3}
+    assert sizes == {"clause_type": 6, "tenancy_qa": 4, "plain_summary": 3, "lease_qa": 4}
     full = load_suite("legal", profile="full")
     assert len(full.tasks["plain_summary"].split("test")) == full.tasks["plain_summary"].full_sizes["test"] > 40

@@ -291,7 +291,7 @@ def test_a_hybrid_run_records_ranks_and_costs_per_retriever_and_loads_them_back(
     run = load_run(run_dir)
     table = retrieval_table(run.tasks["qa"], {"hybrid": run.costs("hybrid", "qa")})  # the report's, beside recall
     assert table.header == ["arm variant", "recall@1", "recall@2", "mrr", "retriever", "index build s", "index KiB",
-                            "query ms p50", "query ms p95"]
+                            "memory KiB", "query ms p50", "query ms p95"]
     cells = table.rows[0].cells
     assert cells[4] == "hybrid" and all(c.startswith("dense ") and " · bm25 " in c for c in cells[5:])
 

@@ -16,13 +16,8 @@ from ..config import ArmSpec, composition_problem, unknown_name
 from ..data import Document, Example
 from ..errors import ConfigError
 from ..predictions import ArmResult
+from ..progress import StageFactory, no_progress
 from ..suites import Suite, Task
-
-Progress = Callable[[str, int], Callable[[int], None]]
-
-
-def _no_progress(label: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
 
 
 @dataclass(frozen=True)
@@ -39,15 +34,20 @@ class ArmContext:
     tasks: Mapping[str, Task] = field(default_factory=dict)
     """Every task of the suite (a multi-task fine-tune trains on several)."""
     corpus: Sequence[Document] = ()
-    """The suite's corpus documents (retrieval; knowledge injection)."""
+    """The suite's corpus documents (retrieval; knowledge injection); a task with a corpus of its
+    own uses that instead: ask `corpus_for(task)`."""
     suite_name: str = ""
     """For messages only."""
     retrain: bool = False
     """Retrain fine-tunes even when a trained model is cached."""
-    progress: Progress = _no_progress
-    """progress(label, total) returns advance(n): a bar per long step."""
+    progress: StageFactory = no_progress
+    """progress(label, total, unit) returns the Stage to advance: a bar, or timed lines in a log, per long step."""
     log: Callable[[str], None] = lambda message: None
     """One line for the user (printed above the progress bars)."""
+
+    def corpus_for(self, task: Task) -> Sequence[Document]:
+        """The documents `task` retrieves from and learns from: its own `corpus:`, else the suite's."""
+        return self.corpus if task.corpus is None else task.corpus
 
 
 def suite_context(suite: Suite, get_model: Callable[[], Any], *, batch_size: int, **settings: Any) -> ArmContext:

@@ -12,18 +12,19 @@ import copy
 import dataclasses
 import random
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import FinetuneArm as FinetuneSpec
-from ..data import Example, examples_hash, stable_hash
+from ..data import Document, Example, examples_hash, stable_hash
 from ..errors import ConfigError
 from ..models import LoadedModel
 from ..predictions import ArmResult, Costs, Prediction, TrainingCosts
 from ..prompts import prompt_hash, render_prompt
 from ..suites import Task
-from ..training import artifacts
+from ..training import artifacts, distributed
 from ..training.recipe import TaskData, TrainingJob
 from . import ArmContext, spec_key
 from .prompt import predict_with
@@ -33,6 +34,35 @@ if TYPE_CHECKING:
 
 # Settings that change prediction, not training: they stay out of the trained model's key.
 PREDICTION_ONLY = {"name", "tasks", "merge", "scoring"}
+# How one optimiser step's examples are split (per process, accumulated): keyed as `_batch_key`.
+BATCH_SPLIT = {"batch_size", "grad_accum"}
+
+
+def finetunes_needed(arm: Any) -> list[FinetuneArm]:
+    """The fine-tunes whose trained models `arm`'s predictions need: the arm itself, or the one a
+    retrieval variant builds on (`finetuned:`); none for any other arm."""
+    if isinstance(arm, FinetuneArm):
+        return [arm]
+    provider = getattr(arm, "provider", None)
+    return [provider] if isinstance(provider, FinetuneArm) else []
+
+
+def train_together(cells: Sequence[tuple[Any, Task]], ctx: ArmContext,
+                   cached: Callable[[Any, Task], bool] | None) -> None:
+    """`bench run` under a multi-process launch (torchrun, accelerate launch): every process trains,
+    in the same order, the fine-tunes that the cells `(arm, task)` not served by the prediction
+    cache need (Trainer spreads each training over all of them); then the processes part: the main
+    one predicts and writes the run alone (the models are cached and in its memory), the others
+    are done. `cached` is asked on the main process only; the others take its answers. A single
+    process does nothing here: its cells train as they come."""
+    if distributed.world_size() == 1:
+        return
+    for arm, task in cells:
+        if distributed.agree(cached(arm, task) if cached and distributed.is_main() else None):
+            continue
+        for finetune in finetunes_needed(arm):
+            finetune.ensure_trained(ctx, task)
+    distributed.end()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +82,8 @@ class FinetuneArm:
         self.retrieval = retrieval
         """The rag variant named by `retrieval_from:`, whose passages go into the training prompts."""
         self._trained: dict[str, Trained] = {}
+        self._joined: set[str] = set()
+        """Keys this (non-main) process trained with the main one; it loads no model."""
         self._data: dict[str, TaskData] = {}
 
     # ---- what a trained model depends on ----
@@ -85,50 +117,90 @@ class FinetuneArm:
                         "train": examples_hash(d.train), "validation": examples_hash(d.validation)})
         return out
 
-    def _corpus_key(self, ctx: ArmContext) -> str | None:
-        """The corpus shapes the model only through knowledge injection."""
-        return stable_hash(list(ctx.corpus)) if self.spec.knowledge != "none" else None
+    def corpus(self, ctx: ArmContext, task: Task) -> list[Document]:
+        """The documents of the tasks this model trains on (each task's own corpus, else the
+        suite's), each document once: with one shared corpus, exactly that corpus."""
+        return list(dict.fromkeys(d for t in self.scope(ctx, task) for d in ctx.corpus_for(t)))
 
-    def _retrieval_key(self, ctx: ArmContext) -> dict[str, Any] | None:
+    def _corpus_key(self, ctx: ArmContext, task: Task) -> str | None:
+        """The corpus shapes the model only through knowledge injection."""
+        return stable_hash(self.corpus(ctx, task)) if self.spec.knowledge != "none" else None
+
+    def _retrieval_key(self, ctx: ArmContext, task: Task) -> dict[str, Any] | None:
         """Retrieval-aware training depends on the retriever's settings and the corpus it searches
         (the rag variant's name, task list and answer-time settings do not shape the passages)."""
         if self.retrieval is None:
             return None
         rag = self.retrieval.spec.model_dump(exclude={"name", "tasks", "finetuned", "calibrate"})
-        return {"rag": rag, "corpus": stable_hash(list(ctx.corpus))}
+        return {"rag": rag, "corpus": stable_hash(self.corpus(ctx, task))}
+
+    def _batch_key(self) -> dict[str, Any]:
+        """What the batch settings change in the trained model: the examples per optimiser step over
+        every process of a launch (DDP takes `batch_size` from each; more processes, accumulation or
+        a bigger batch give the same steps), and, for length-grouped batches, the group the sampler
+        sorts by length, which is one process's share. So a model trained on 4 GPUs at batch 8 is
+        the one trained on 1 GPU at batch 8 with grad_accum 4, under one key."""
+        per_process = self.spec.batch_size * self.spec.grad_accum
+        return {"global_batch": per_process * distributed.world_size(),
+                "length_group": per_process if self.spec.batch_order == "length_grouped" else None}
+
+    def _spec_key(self) -> dict[str, Any]:
+        return {**{k: v for k, v in spec_key(self.spec).items() if k not in BATCH_SPLIT}, **self._batch_key()}
 
     def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]:
-        return {"spec": spec_key(self.spec), "trained_on": self._data_key(ctx, task), "corpus": self._corpus_key(ctx),
-                "retrieval": self._retrieval_key(ctx)}
+        return {"spec": self._spec_key(), "trained_on": self._data_key(ctx, task),
+                "corpus": self._corpus_key(ctx, task), "retrieval": self._retrieval_key(ctx, task)}
 
     def artifact_key(self, ctx: ArmContext, base: LoadedModel, task: Task) -> str:
         return stable_hash({"model": base.fingerprint, "device": base.device.split(":")[0], "seed": ctx.seed,
                             "base_dtype": self._config(ctx, base).base_dtype,
-                            "spec": self.spec.model_dump(exclude=PREDICTION_ONLY), "data": self._data_key(ctx, task),
-                            "corpus": self._corpus_key(ctx), "retrieval": self._retrieval_key(ctx),
+                            "spec": self.spec.model_dump(exclude=PREDICTION_ONLY | BATCH_SPLIT), **self._batch_key(),
+                            "data": self._data_key(ctx, task),
+                            "corpus": self._corpus_key(ctx, task), "retrieval": self._retrieval_key(ctx, task),
                             "code": artifacts.training_code_hash()},
                            length=20)
 
     # ---- train or load ----
     def trained(self, ctx: ArmContext, task: Task) -> Trained:
         """The trained model for `task` (trained now, or loaded from the cache), kept in memory so
-        every cell that needs it, this arm's and the retrieval variants built on it, shares it."""
-        from ..training.recipe import train
-
+        every cell that needs it, this arm's and the retrieval variants built on it, shares it.
+        The key's lock is held throughout: a process needing the same model waits, then loads it."""
         base = ctx.get_model()
         key = self.artifact_key(ctx, base, task)
         if key not in self._trained:
-            hit = artifacts.is_complete(key) and not ctx.retrain
-            if hit:
-                where = artifacts.adapters_root() / key
-                ctx.log(f"[finetune] {self.spec.name}: using the trained model cached at {where}")
-            else:
-                data = [self._with_passages(ctx, self.task_data(ctx, t)) for t in self.scope(ctx, task)]
-                job = TrainingJob(self.spec, self._config(ctx, base), data, ctx.corpus, key, ctx.retrain)
-                train(job, base, batch_size=ctx.batch_size, log=ctx.log, progress=ctx.progress)
-            model = None if self.spec.method == "head" else artifacts.load_trained(base, key, self.spec.merge)
-            self._trained[key] = Trained(model, artifacts.read_costs(key), key, hit)
+            with artifacts.claim(key, self.spec.name, ctx.log) as waited_since:
+                hit = self._train_unless_cached(ctx, base, task, key, waited_since)
+                model = None if self.spec.method == "head" else artifacts.load_trained(base, key, self.spec.merge)
+                self._trained[key] = Trained(model, artifacts.read_costs(key), key, hit)
         return self._trained[key]
+
+    def ensure_trained(self, ctx: ArmContext, task: Task) -> None:
+        """Train `task`'s model unless cached. Under a multi-process launch every process calls
+        this for the same tasks in the same order (each takes part in every training step); only
+        the main process, which predicts, also loads the model."""
+        if distributed.is_main():
+            self.trained(ctx, task)
+            return
+        base = ctx.get_model()
+        key = self.artifact_key(ctx, base, task)
+        if key not in self._joined:
+            self._train_unless_cached(ctx, base, task, key, None)
+            self._joined.add(key)
+
+    def _train_unless_cached(self, ctx: ArmContext, base: LoadedModel, task: Task, key: str,
+                             waited_since: float | None) -> bool:
+        """Train and cache the model unless its entry is there; True when it was. With `retrain`,
+        an entry finished by the process this one waited for counts as retrained."""
+        from ..training.recipe import train
+
+        cached = artifacts.is_complete(key) and (not ctx.retrain or artifacts.completed_after(key, waited_since))
+        if distributed.agree(cached):  # every process of a launch trains, or none does
+            ctx.log(f"[finetune] {self.spec.name}: using the trained model cached at {artifacts.adapters_root() / key}")
+            return True
+        data = [self._with_passages(ctx, self.task_data(ctx, t)) for t in self.scope(ctx, task)]
+        job = TrainingJob(self.spec, self._config(ctx, base), data, self.corpus(ctx, task), key, ctx.retrain)
+        train(job, base, batch_size=ctx.batch_size, log=ctx.log, progress=ctx.progress)
+        return False
 
     def _with_passages(self, ctx: ArmContext, data: TaskData) -> TaskData:
         """Retrieval-aware fine-tuning: every train and validation prompt gets the passages the

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import PromptArm as PromptArmSpec
+from ..context_limit import fit_input, prompt_limit
 from ..data import Example
 from ..generate import generate, score_continuations
 from ..models import LoadedModel
@@ -61,10 +62,11 @@ def calibrate(scores: np.ndarray, content_free: np.ndarray) -> np.ndarray:
 
 def classify(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], prompts: Sequence[str],
              label: str, content_free: Sequence[Sequence[str]] = (), group_of: Sequence[int] | None = None,
-             traces: Sequence[RetrievalTrace] | None = None) -> list[Prediction]:
+             traces: Sequence[RetrievalTrace] | None = None, shortened: Sequence[bool] = ()) -> list[Prediction]:
     """Score every label after each prompt and predict the best. With `content_free` (groups of
     content-free prompts), example i is calibrated against group `group_of[i]` (default: group i):
-    one shared group when every prompt has the same demonstrations, one per example otherwise."""
+    one shared group when every prompt has the same demonstrations, one per example otherwise.
+    `shortened[i]`: example i's input was cut to fit the model's window (bench.context_limit)."""
     spec = task.spec
     words = label_continuations(lm.tokenizer, spec)
     cf_prompts = [p for group in content_free for p in group]
@@ -85,13 +87,16 @@ def classify(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Ex
             id=e.id, prompt_hash=prompt_hash(prompts[i]), output=spec.labels[int(np.argmax(scores[i]))],
             references=e.targets, mode=mode, latency_s=res.seconds[i] + (trace.latency_s if trace else 0.0),
             prompt_tokens=int(res.prompt_tokens[i]), output_tokens=0,
-            label_scores={name: round(float(s), 4) for name, s in zip(spec.labels, scores[i])}, retrieval=trace))
+            label_scores={name: round(float(s), 4) for name, s in zip(spec.labels, scores[i])}, retrieval=trace,
+            input_shortened=bool(shortened) and shortened[i]))
     return out
 
 
 def answer(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], prompts: Sequence[str],
-           label: str, traces: Sequence[RetrievalTrace] | None = None) -> list[Prediction]:
-    """Greedy answers; a classification task's text is mapped to a label (the raw text is kept)."""
+           label: str, traces: Sequence[RetrievalTrace] | None = None,
+           shortened: Sequence[bool] = ()) -> list[Prediction]:
+    """Greedy answers; a classification task's text is mapped to a label (the raw text is kept).
+    `shortened[i]`: example i's input was cut to fit the model's window (bench.context_limit)."""
     gen = generate(lm.model, lm.tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens,
                    batch_size=ctx.batch_size, device=lm.device, progress=ctx.progress(label, len(prompts)))
     is_label = task.spec.kind == "classification"
@@ -103,20 +108,26 @@ def answer(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Exam
             id=e.id, prompt_hash=prompt_hash(prompts[i]), output=label_from_text(task, text) if is_label else text,
             references=e.targets, mode="generate", latency_s=gen.seconds[i] + (trace.latency_s if trace else 0.0),
             prompt_tokens=int(gen.prompt_tokens[i]), output_tokens=int(gen.output_tokens[i]),
-            raw_output=text if is_label else None, retrieval=trace))
+            raw_output=text if is_label else None, retrieval=trace, input_shortened=bool(shortened) and shortened[i]))
     return out
 
 
 def predict_with(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], label: str,
                  demos: Sequence[Example] = (), scoring: str = "loglik", calibrated: bool = False) -> list[Prediction]:
-    """The shared template (with `demos`) on `lm`: what the prompt arm does, and the fine-tune arm too."""
-    prompts = [render_prompt(lm.tokenizer, task.spec, e.input, demos) for e in examples]
-    if task.spec.kind != "classification" or scoring != "loglik":
-        return answer(ctx, lm, task, examples, prompts, label)
+    """The shared template (with `demos`) on `lm`: what the prompt arm does, and the fine-tune arm too.
+    An input too long for the model's window loses its middle (bench.context_limit)."""
+    scored = task.spec.kind == "classification" and scoring == "loglik"
+    limit = prompt_limit(lm, task.spec, scored)
+    fitted = [fit_input(lm.tokenizer, lambda text: render_prompt(lm.tokenizer, task.spec, text, demos), e.input, limit,
+                        where=f"{label}, example {e.id}") for e in examples]
+    prompts, shortened = [f.prompt for f in fitted], [f.shortened for f in fitted]
+    if not scored:
+        return answer(ctx, lm, task, examples, prompts, label, shortened=shortened)
     if not calibrated:
-        return classify(ctx, lm, task, examples, prompts, label)
+        return classify(ctx, lm, task, examples, prompts, label, shortened=shortened)
     group = [render_prompt(lm.tokenizer, task.spec, x, demos) for x in CONTENT_FREE_INPUTS]
-    return classify(ctx, lm, task, examples, prompts, label, content_free=[group], group_of=[0] * len(examples))
+    return classify(ctx, lm, task, examples, prompts, label, content_free=[group], group_of=[0] * len(examples),
+                    shortened=shortened)
 
 
 class PromptArm:

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..arms import Arm, ArmContext, build_arms, run_order, suite_context
 from ..errors import ConfigError
 from ..predictions import Prediction
+from ..progress import Display, open_display
 from ..results import load_predictions
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
 from ..store import code_fingerprint, discard_run_dir, git_sha, new_run_dir, write_json
@@ -186,13 +186,13 @@ class World:
     ctx: ArmContext
 
 
-def make_worlds(plan: UpdatePlan, opts: RunOptions, loader: ModelLoader, progress: Progress) -> list[World]:
+def make_worlds(plan: UpdatePlan, opts: RunOptions, loader: ModelLoader, display: Display) -> list[World]:
     """The three sets of cells, each with its own arm objects (an arm caches its training data per
     task name, so one object must never serve two worlds), in the order they must run: before
     first, since the stale cells answer with its trained models."""
     def context(suite: Suite) -> ArmContext:
         return suite_context(suite, loader, batch_size=plan.run.batch_size, retrain=opts.retrain,
-                             progress=_bars(progress), log=lambda message: progress.console.print(message))
+                             progress=display.stage, log=display.log)
 
     specs = plan.run.suite.spec.arms
     before = World("before", plan.worlds.before, build_arms(specs), context(plan.worlds.before))
@@ -208,7 +208,7 @@ def _stale_rag(before: World, name: str) -> Arm:
     return RagArm(spec, StaleProvider(before.arms[spec.finetuned], before.ctx))
 
 
-def run_world(plan: UpdatePlan, opts: RunOptions, world: World, progress: Progress,
+def run_world(plan: UpdatePlan, opts: RunOptions, world: World, display: Display,
               folder: Path) -> dict[tuple[str, str], CellOutput]:
     """The world's cells through the runner's CellRunner; predictions land in `folder` as in a run."""
     wanted = list(dict.fromkeys(c.arm for c in plan.conditions if c.source == world.source))
@@ -216,7 +216,7 @@ def run_world(plan: UpdatePlan, opts: RunOptions, world: World, progress: Progre
         return {}
     cell_plan = dataclasses.replace(plan.run, suite=world.suite, arms=world.arms,
                                     arm_order=run_order(wanted, world.arms), task_names=plan.tasks)
-    cells = CellRunner(cell_plan, opts, world.ctx, folder, progress)
+    cells = CellRunner(cell_plan, opts, world.ctx, folder, display)
     out = {}
     for arm in cell_plan.arm_order:
         for task in plan.tasks:
@@ -231,14 +231,6 @@ def run_world(plan: UpdatePlan, opts: RunOptions, world: World, progress: Progre
 def _cell_output(folder: Path, record: dict[str, Any]) -> CellOutput:
     rows = load_predictions(folder, record["arm"], record["task"])  # what CellRunner.run just wrote
     return CellOutput(tuple(r.prediction for r in rows), record)
-
-
-def _bars(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    def bar(label: str, total: int) -> Callable[[int], None]:
-        tid = progress.add_task(label, total=total)
-        return lambda n: progress.advance(tid, n)
-
-    return bar
 
 
 def reindex_costs(plan: UpdatePlan, after: World, opts: RunOptions,
@@ -260,13 +252,12 @@ def run_knowledge_update(name: str, opts: RunOptions, console: Console, *,
     started = time.time()
     plan = plan_update(name, opts, stale_only=stale_only)
     out = new_experiment_dir(opts.results, plan.run.suite.spec.name)
-    loader = ModelLoader(plan.run, opts, console)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            worlds = make_worlds(plan, opts, loader, progress)
-            outputs: Outputs = {w.source: run_world(plan, opts, w, progress, out / w.source) for w in worlds}
-            reindex = reindex_costs(plan, worlds[1], opts, lambda message: progress.console.print(message))
+        with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
+            loader = ModelLoader(plan.run, opts, display.timed)
+            worlds = make_worlds(plan, opts, loader, display)
+            outputs: Outputs = {w.source: run_world(plan, opts, w, display, out / w.source) for w in worlds}
+            reindex = reindex_costs(plan, worlds[1], opts, display.log)
         provenance = _provenance(plan, opts, started, loader)
         result = experiment_result(plan, outputs, reindex, provenance, n_boot=opts.n_boot)
         write_update_report(out, result)

@@ -47,7 +47,8 @@ def reindex_cost(arm: RagArm, corpus: Sequence[Document], device: str, *, seed: 
 
     embedder = arm.embedder(device)  # loaded outside the timing: a deployment has it loaded already
     size = min(arm.spec.chunk_tokens, embedder.max_seq_length - 2)  # as the arm chunks (rag.RagArm.retriever)
-    key = stable_hash({"embedder": embedder.key, "chunking": chunking_key(size, arm.spec.chunk_overlap),
+    shape = chunking_key(size, arm.spec.chunk_overlap, arm.spec.chunking)
+    key = stable_hash({"embedder": embedder.key, "chunking": shape,
                        "index": arm.spec.index, "retriever": arm.spec.retriever, "corpus": stable_hash(list(corpus)),
                        "device": device.split(":")[0]})
     path = cache_root() / "experiments" / "reindex" / f"{key}.json"
@@ -67,10 +68,12 @@ def _measure(arm: RagArm, corpus: Sequence[Document], size: int, device: str, se
     embedder = arm.embedder(device)
     with tempfile.TemporaryDirectory(prefix="trident-reindex-") as tmp:  # no cache: everything is built
         start = time.perf_counter()
-        chunks = chunk_documents(list(corpus), embedder.tokenizer, size, arm.spec.chunk_overlap)
+        chunks = chunk_documents(list(corpus), embedder.tokenizer, size, arm.spec.chunk_overlap,
+                                 how=arm.spec.chunking)
         items = [Item(c.id, c.doc_id, c.embed_text) for c in chunks]
         retriever = build_retriever(arm.spec.retriever, items, embedder, cache_root=Path(tmp), index=arm.spec.index,
-                                    key_extra=chunking_key(size, arm.spec.chunk_overlap), seed=seed, log=log)
+                                    key_extra=chunking_key(size, arm.spec.chunk_overlap, arm.spec.chunking),
+                                    seed=seed, log=log)
         seconds = time.perf_counter() - start
     return ReindexCost(seconds=round(seconds, 3), embedding_s=float(retriever.costs.get("embedding_s", 0.0)),
                        index_build_s=sum(i.build_s for i in retriever.indexes.values()), documents=len(corpus),

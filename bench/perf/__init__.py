@@ -7,13 +7,22 @@
 
     python -m bench.perf rag [--suite legal] [--sizes 10000,100000] [--batch-sizes 16,32,64]
 
-Each prints one JSON object. One module per benchmark, each with `add_arguments(parser)` and
-`run(args) -> dict`; `__main__` registers them as subcommands:
+    python -m bench.perf retrieval [--suite legal] [--tasks ...] [--retrievers dense,bm25,hybrid,hybrid+filter]
 
-    common.py   matmul peak, FLOPs-per-token accounting, synthetic vectors: shared by the benchmarks
+    python -m bench.perf faiss-scale [--vectors 1000000] [--dim 384] [--index ivfpq,hnsw] [--docs 100000]
+
+Each prints one JSON object (retrieval: a Markdown table, also written with its JSON to --out).
+One module per benchmark, each with `add_arguments(parser)` and `run(args) -> dict | None`;
+`__main__` registers them as subcommands:
+
+    common.py   matmul peak, FLOPs-per-token accounting, synthetic vectors, latency percentiles,
+                peak memory, a fresh cache: shared by the benchmarks
     prompt.py   prompt arm: batched label scoring against a naive batch-1 `generate` loop
     train.py    fine-tuning arm: Trainer-path LoRA/full training against naive and HF Trainer baselines
     rag.py      retrieval arm: embedding throughput, bf16 agreement, FAISS build/latency/recall
+    retrieval.py  recall@k/MRR with CIs and costs per task x retriever, through the rag arm
+    faiss_scale.py  IVF-PQ/HNSW at 10^6 vectors against exact search; --docs through the rag arm
+    generated_corpus.py  seeded lease summaries and questions of any size (faiss_scale --docs)
 """
 
 from .common import body_params, flops_per_token, matmul_peak, synthetic_vectors

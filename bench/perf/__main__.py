@@ -1,31 +1,39 @@
-"""`python -m bench.perf prompt|train|rag|parity`: one subcommand per benchmark module.
+"""`python -m bench.perf prompt|train|rag|retrieval|faiss-scale|parity`: one subcommand per benchmark module.
 
 A subcommand is a module with a docstring (its first line, a one-line summary, is the
 subcommand's help), `add_arguments(parser)` and `run(args) -> dict | None`: a dict is printed as
 JSON, None means the command printed its own output. Register one by importing it and adding it
-to SUBCOMMANDS (the order there is the order `--help` lists them in).
+to SUBCOMMANDS (the order there is the order `--help` lists them in). A user's mistake (a
+BenchError) is printed as one line, as `bench` prints it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from types import ModuleType
 
 from .. import parity
-from . import prompt, rag, train
+from ..config import SuiteError
+from ..errors import BenchError
+from . import faiss_scale, prompt, rag, retrieval, train
 
 SUBCOMMANDS: dict[str, ModuleType] = {
     "prompt": prompt,
     "train": train,
     "rag": rag,
+    "retrieval": retrieval,
+    "faiss-scale": faiss_scale,
     "parity": parity,
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.perf",
-                                     description="Speed benchmarks behind docs/performance.md; each prints JSON.")
+                                     description="Speed benchmarks behind docs/performance.md; each prints JSON "
+                                                 "(retrieval: a Markdown table).")
     sub = parser.add_subparsers(dest="what", required=True)
     for name, module in SUBCOMMANDS.items():
         doc = (module.__doc__ or "").strip()
@@ -36,7 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    result = SUBCOMMANDS[args.what].run(args)
+    try:
+        result = SUBCOMMANDS[args.what].run(args)
+    except BenchError as e:  # a user mistake: one line (each problem of a suite); anything else keeps its traceback
+        if os.environ.get("TRIDENT_DEBUG"):
+            raise
+        lines = [str(p) for p in e.problems] if isinstance(e, SuiteError) else [str(e)]
+        print("\n".join(f"error: {line}" for line in lines), file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
     if result is not None:
         print(json.dumps(result, indent=2))
 

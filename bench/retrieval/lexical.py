@@ -74,7 +74,8 @@ class LexicalRetriever:
         else:
             took = round(time.perf_counter() - t0, 4)
         size = sum(f.stat().st_size for f in folder.iterdir() if f.name != "meta.json")
-        self.indexes = {self.name: IndexInfo(took, size, cached)}
+        held = sum(a.nbytes for a in self.model.scores.values() if isinstance(a, np.ndarray))  # the score matrix
+        self.indexes = {self.name: IndexInfo(took, size, cached, memory_bytes=int(held))}
         self.costs: dict[str, Any] = {"retriever": self.name, "items": len(ids), "bm25_key": key,
                                       "bm25_library": scorer_key()["library"],
                                       "bm25_vocabulary": len(self.model.vocab_dict)}
@@ -137,9 +138,9 @@ def _load(folder: Path, key: str, n: int) -> tuple[Any | None, str | None]:
 def _save(model: Any, folder: Path, meta: dict[str, Any]) -> None:
     """bm25s's files and meta.json (last) into a temporary folder beside `folder`, renamed into place
     whole. A concurrent run saving the same key first wins; a full disk is the store's ResourceError."""
-    from ..store import DISK_FULL, disk_full, write_json
+    from ..store import write_json, writing_to
 
-    try:
+    with writing_to(folder):
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         try:
@@ -154,7 +155,3 @@ def _save(model: Any, folder: Path, meta: dict[str, Any]) -> None:
                     raise  # not a concurrent run's finished copy
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as e:
-        if e.errno in DISK_FULL:
-            raise disk_full(folder) from e
-        raise

@@ -41,7 +41,12 @@ class Hits:
     """Retriever name (dense, bm25) -> per query, per returned item, its 1-based rank in that
     retriever's own list (None: not among its candidates). A fused result says why each item won."""
     seconds_by: dict[str, np.ndarray] = field(default_factory=dict)
-    """Retriever name -> seconds per query spent in that retriever (its share of `seconds`)."""
+    """Retriever name (or rerank) -> seconds per query spent in it (its share of `seconds`)."""
+    rerank_scores: list[list[float]] = field(default_factory=list)
+    """Reranked hits only: per query, the cross-encoder's score of each returned item it rescored
+    (the first `candidates`), best first; `scores` keeps the first stage's."""
+    rerank_tokens: np.ndarray | None = None
+    """Reranked hits only: tokens the cross-encoder read per query (all its candidates)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class IndexInfo:
     """Size of the index as stored."""
     cached: bool
     """Whether it was loaded from the on-disk cache rather than built."""
+    memory_bytes: int | None = None
+    """Bytes of the arrays it holds in memory to answer queries (dense: the vectors plus the FAISS
+    index; bm25: the sparse score matrix): what it adds to a process, counted exactly rather than
+    read as an RSS delta, which allocators and the models loaded beside it blur."""
 
 
 class Searcher(Protocol):
@@ -124,7 +133,8 @@ class Retriever:
             ix.save(index, path, {**expect, "params": params})
         self.costs.update({"index": self.kind, "index_params": params, "index_cached": cached,
                            "index_build_s": round(built_s, 4), "index_bytes": ix.index_bytes(index)})
-        self.indexes[self.name] = IndexInfo(round(built_s, 4), self.costs["index_bytes"], cached)
+        self.indexes[self.name] = IndexInfo(round(built_s, 4), self.costs["index_bytes"], cached,
+                                            memory_bytes=int(self.vectors.nbytes) + self.costs["index_bytes"])
         if self.kind != "flat":
             sample = self.vectors[np.random.default_rng(seed).choice(len(self.vectors), min(200, len(self.vectors)),
                                                                       replace=False)]

@@ -11,7 +11,6 @@ device then finds it by the same key and does not retrain.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -38,15 +37,14 @@ def run(args: argparse.Namespace) -> None:
     from ..errors import ConfigError
     from ..models import choose_device, load_model
     from ..suites import load_suite
+    from . import distributed
 
     suite = load_suite(args.suite, allow_outside=args.allow_outside_paths)
     spec = next((a for a in suite.spec.arms if a.name == args.arm), None)
     if spec is None or spec.arm != "finetune":
         finetunes = [a.name for a in suite.spec.arms if a.arm == "finetune"]
         raise ConfigError(unknown_name("finetune variant", args.arm, finetunes))
-    device = choose_device()
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    device = distributed.local_device(choose_device())
     loaded = {}
 
     def get_model():
@@ -54,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
             loaded["lm"] = load_model(args.model or suite.spec.model, device=device, seed=suite.spec.seed)
         return loaded["lm"]
 
-    main_process = os.environ.get("RANK", "0") == "0"
+    main_process = distributed.is_main()
     ctx = suite_context(suite, get_model, batch_size=16, retrain=args.retrain,
                      log=(print if main_process else (lambda m: None)))
     arm = FinetuneArm(spec)
@@ -65,10 +63,11 @@ def run(args: argparse.Namespace) -> None:
         key = arm.artifact_key(ctx, get_model(), task)
         if key in done:
             continue
-        arm.trained(ctx, task)
+        arm.ensure_trained(ctx, task)  # every process trains; the main one writes the entry
         done.add(key)
         if main_process:
             print(f"{spec.name} · {name}: cached as adapters/{key}")
+    distributed.end()
 
 
 if __name__ == "__main__":

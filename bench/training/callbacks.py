@@ -58,17 +58,45 @@ class FiniteLoss(_callback_base()):  # type: ignore[misc]
 
 
 class StepProgress(_callback_base()):  # type: ignore[misc]
-    def __init__(self, progress, label):
-        self.progress, self.label, self.advance = progress, label, None
+    """Training steps as a stage of the run's display (bench.progress): step/total with the latest
+    training loss and the tokens per second of the optimiser steps (real tokens, as FitResult counts
+    them; evaluation pauses excluded); the display adds the rate and the time left. The last step is
+    counted when training ends, after its loss is logged and its evaluation and checkpoint are done."""
+
+    def __init__(self, progress, label: str, timer: StepTimer):
+        self.progress, self.label, self.timer = progress, label, timer
+        self.stage, self.loss, self.tokens_at_start, self.counted = None, None, 0, 0
 
     def on_train_begin(self, args, state, control, **kw):
-        self.advance = self.progress(f"{self.label} (train steps)", state.max_steps)
-        if state.global_step:
-            self.advance(state.global_step)
+        self.stage = self.progress(f"{self.label} · training", state.max_steps, unit="steps")
+        self.tokens_at_start = state.num_input_tokens_seen
+        if state.global_step:  # resumed from a checkpoint
+            self._count(state, "resumed")
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        loss = (logs or {}).get("loss")
+        if isinstance(loss, float):
+            self.loss = loss
 
     def on_step_end(self, args, state, control, **kw):
-        if self.advance:
-            self.advance(1)
+        if self.stage and state.global_step < state.max_steps:
+            self._count(state, self.readings(state))
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.stage:  # early stopping ends short of max_steps: the stage still says it is over
+            self._count(state, self.readings(state))
+            self.stage.finish()
+
+    def _count(self, state, detail: str) -> None:
+        self.stage(state.global_step - self.counted, detail=detail)
+        self.counted = state.global_step
+
+    def readings(self, state) -> str:
+        parts = [f"loss {self.loss:.4f}"] if self.loss is not None else []
+        tokens = state.num_input_tokens_seen - self.tokens_at_start
+        if tokens > 0 and self.timer.seconds > 0:
+            parts.append(f"{tokens / self.timer.seconds:,.0f} tokens/s")
+        return ", ".join(parts)
 
 
 def loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:

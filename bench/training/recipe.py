@@ -27,7 +27,7 @@ from ..models import EMBEDDED, LoadedModel, embedded_dir
 from ..predictions import TrainingCosts
 from ..prompts import label_continuations, render_prompt
 from ..suites import Task
-from . import artifacts
+from . import artifacts, distributed
 from .trainer import FitResult, TrainConfig
 
 
@@ -69,15 +69,22 @@ def metric_subset(val: list, limit: int, seed: int, task: str) -> list:
 
 def train(job: TrainingJob, base: LoadedModel, *, batch_size: int, log: Callable[[str], None],
           progress: Callable[[str, int], Callable[[int], None]]) -> None:
-    """Train the job's model and store it under its key."""
+    """Train the job's model and store it under its key.
+
+    Under a multi-process launch every process calls this and Trainer trains one model with all
+    of them (DDP); only the main process touches the cache, and only once every process has
+    finished training, so a process that dies mid-training leaves no entry that looks complete."""
     work = artifacts.work_dir(job.key)
-    if job.retrain and work.exists():
+    if job.retrain and work.exists() and distributed.is_main():
         shutil.rmtree(work)
+    distributed.barrier()  # no process looks for checkpoints to resume from while they are being removed
     n_train = sum(len(d.train) for d in job.data)
     n_val = sum(len(d.validation) for d in job.data)
     log(f"[finetune] training {job.label}: {job.spec.method}, {n_train} train / {n_val} validation examples")
-    if job.spec.method == "head":
-        _train_head(job, base, batch_size, progress)
+    if job.spec.method == "head":  # seconds of work, not distributed: the main process does it alone
+        if distributed.is_main():
+            _train_head(job, base, batch_size, progress)
+        distributed.barrier()
         return
     train_rows, val_rows = _encode(job, base.tokenizer, log)
     try:
@@ -85,12 +92,13 @@ def train(job: TrainingJob, base: LoadedModel, *, batch_size: int, log: Callable
     except BenchError as e:  # say which variant and tasks failed, keep the kind of error
         raise type(e)(f"{job.label}: {e}") from e
     res = phases[-1]
-    if res.is_main:
+    distributed.barrier()  # every process trained to the end: only now may the entry be written
+    if distributed.is_main():  # its copy is the whole model: DDP and ZeRO-1/2 replicate the weights
         costs = _costs(job, phases, n_train, n_val)
         artifacts.export(job.key, job.spec.model_dump(mode="json"), costs,
                          lambda tmp: res.model.save_pretrained(str(tmp)))
-    res.wait()
-    shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    distributed.barrier()  # the others return once the entry is there
 
 
 def _encode(job: TrainingJob, tok: Any, log: Callable[[str], None]) -> tuple[list[dict], list[dict]]:

@@ -11,7 +11,6 @@ benchmark (`python -m bench.perf train`) measures the Trainer path against a nai
 from __future__ import annotations
 
 import copy
-import errno
 import math
 import resource
 import shutil
@@ -24,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FinetuneArm as FinetuneSpec
-from ..errors import ResourceError, TrainingError
+from ..errors import ConfigError, ResourceError, TrainingError
 from ..generate import contiguous_head
+from ..store import is_disk_full
+from . import distributed
 from .callbacks import FiniteLoss, StepProgress, StepTimer, loss_history
 from .sft import ListDataset, RightPadCollator
 
@@ -75,8 +76,6 @@ class FitResult:
     grad_accum: int = 0
     precision: str = "float32"
     resumed_from: str | None = None
-    is_main: bool = True
-    wait: Callable[[], None] = lambda: None
 
     @property
     def tokens_per_s(self) -> float:
@@ -240,7 +239,9 @@ def _train_with_fallbacks(model, tokenizer, data: FitData, cfg: TrainConfig, out
     while True:
         with _quiet_transformers():
             trainer, timer = _build(model, tokenizer, data, cfg, out_dir, device, batching, hooks)
-        resume = last_good_checkpoint(out_dir)
+        _refuse_sharded_weights(trainer)
+        # the main process decides (and removes a partial checkpoint); its peers resume from the same one
+        resume = distributed.agree(last_good_checkpoint(out_dir) if distributed.is_main() else None)
         if resume:
             hooks.log(f"[finetune] resuming {hooks.label} from {Path(resume).name}")
         try:
@@ -259,12 +260,24 @@ def _train_with_fallbacks(model, tokenizer, data: FitData, cfg: TrainConfig, out
             del trainer
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
+        except Exception as e:  # torch.save and safetensors word a full disk in other types than OSError
+            if is_disk_full(e, out_dir):
                 raise ResourceError(f"disk full while writing checkpoints under {out_dir}: free space (or set "
                                     "TRIDENT_CACHE to a bigger disk) and rerun; training resumes from the last "
                                     "complete checkpoint") from e
             raise
+
+
+def _refuse_sharded_weights(trainer: Any) -> None:
+    """The main process caches its own copy of the trained weights: whole under DDP and DeepSpeed
+    ZeRO-1/2, which shard optimiser state and gradients only; a part of the model under FSDP and
+    ZeRO-3, which shard the weights themselves. Those launches are refused before training."""
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    zero3 = plugin is not None and plugin.deepspeed_config.get("zero_optimization", {}).get("stage") == 3
+    if trainer.is_fsdp_enabled or zero3:
+        raise ConfigError(f"accelerate's config shards the model's weights ({'ZeRO-3' if zero3 else 'FSDP'}); the "
+                          "fine-tuning arm caches the main process's copy, which would be a part of the model: "
+                          "use DDP (distributed_type: MULTI_GPU) or DeepSpeed with zero_stage 1 or 2")
 
 
 def _fit_result(trainer, timer, batching: Batching, resume: str | None, cfg: TrainConfig, device: str,
@@ -288,8 +301,7 @@ def _fit_result(trainer, timer, batching: Batching, resume: str | None, cfg: Tra
         wall_seconds=time.perf_counter() - started, peak_memory_mb=round(peak, 1), peak_memory_kind=kind,
         batch_size=batching.size, grad_accum=batching.accum,
         precision=f"{weights} weights" + (" + bf16 autocast" if trainer.args.bf16 else ""),
-        resumed_from=Path(resume).name if resume else None, is_main=trainer.is_world_process_zero(),
-        wait=trainer.accelerator.wait_for_everyone)
+        resumed_from=Path(resume).name if resume else None)
 
 
 # The spec's names -> transformers' names ("constant" keeps any warm-up).
@@ -304,7 +316,9 @@ def _arguments(cfg: TrainConfig, out_dir: Path, device: str, batching: Batching,
     import torch
     from transformers import TrainingArguments
 
-    steps_per_epoch = max(1, math.ceil(n_train / (batching.size * batching.accum)))
+    # one optimiser step takes a batch from every process of a multi-process launch (DDP)
+    global_batch = batching.size * batching.accum * distributed.world_size()
+    steps_per_epoch = max(1, math.ceil(n_train / global_batch))
     eval_steps = max(1, steps_per_epoch // max(1, cfg.hp.evals_per_epoch))
     cuda = device.startswith("cuda")
     return TrainingArguments(
@@ -337,7 +351,7 @@ def _build(model, tokenizer, data: FitData, cfg: TrainConfig, out_dir: Path, dev
     if has_val and select is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.hp.patience))
     if hooks.progress:
-        callbacks.append(StepProgress(hooks.progress, hooks.label))
+        callbacks.append(StepProgress(hooks.progress, hooks.label, timer))
     # CUDA tunes kernels per shape: widths rounded up to a multiple of 64 (see RightPadCollator)
     collator = RightPadCollator(tokenizer.pad_token_id, pad_to_multiple_of=64 if device.startswith("cuda") else 1)
     trainer = _Trainer(model=model, args=args, train_dataset=ListDataset(data.train),

@@ -5,6 +5,8 @@
   questions ask about sections no train question covers: fine-tuning on train questions
   cannot memorise test answers.
 - plain_summary: 60/15/25.
+- lease_qa: by agreement (its `agreement`, a lease of corpus/leases.jsonl), so no test question
+  asks about an agreement any train question covers.
 Order within a group comes from a SHA-256 of the id, so adding an item moves no other item.
 
     python suites/legal/assign_splits.py
@@ -49,7 +51,8 @@ def _rewrite(path: Path, split_of) -> dict[str, int]:
 
 def main() -> None:
     data = HERE / "data"
-    clauses = [json.loads(l) for l in (data / "clause_type.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    clauses = [json.loads(l) for l in (data / "clause_type.jsonl").read_text(encoding="utf-8").splitlines()
+               if l.strip()]
     by_label: dict[str, list[str]] = defaultdict(list)
     for r in clauses:
         by_label[r["label"]].append(r["id"])
@@ -64,6 +67,11 @@ def main() -> None:
     ps = [json.loads(l) for l in (data / "plain_summary.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     ps_split = _cut([r["id"] for r in ps])
     print("plain_summary", _rewrite(data / "plain_summary.jsonl", lambda r: ps_split[r["id"]]))
+
+    leases = [json.loads(l) for l in (data / "lease_qa.jsonl").read_text(encoding="utf-8").splitlines()
+              if l.strip()]
+    lease_split = _cut(sorted({r["agreement"] for r in leases}))
+    print("lease_qa", _rewrite(data / "lease_qa.jsonl", lambda r: lease_split[r["agreement"]]))
 
 
 if __name__ == "__main__":
