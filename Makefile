@@ -9,7 +9,7 @@ PROFILE ?=
 ARGS   ?=
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install bench test test-fast validate clean-cache
+.PHONY: install bench test test-fast validate clean-cache experiments
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ install: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/bench run $(SUITE) $(if $(PROFILE),--profile $(PROFILE)) $(ARGS)
+
+# Every experiment on SUITE (opt-in: `make bench` runs none); each writes results/$(SUITE)/<experiment>-<id>/.
+# The sweep runs the variants of profile $(SWEEP_PROFILE) (legal: `sweep`, ~14 min on 2 CPU cores; `full` at full size).
+SWEEP_PROFILE ?= sweep
+
+experiments: $(STAMP)
+	$(VENV)/bin/bench experiment knowledge-update $(SUITE) $(ARGS)
+	$(VENV)/bin/bench experiment sweep $(SUITE) --profile $(SWEEP_PROFILE) $(ARGS)
+	$(VENV)/bin/bench experiment prompt-sensitivity $(SUITE) $(ARGS)
+	$(VENV)/bin/bench experiment forgetting $(SUITE) $(ARGS)
+	$(VENV)/bin/bench experiment learning-curve $(SUITE) $(ARGS)
+	$(VENV)/bin/bench experiment seed-spread $(SUITE) $(ARGS)
 
 validate: $(STAMP)
 	$(VENV)/bin/bench validate $(SUITE)

@@ -147,6 +147,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .tracking import check_tracker
 
     check_tracker(args.track)
+    if Path(args.run_dir).name.startswith("sweep-"):  # a sweep's directory: its report, from sweep.json alone
+        from .experiments.sweep_report import rebuild_sweep_report
+
+        result, _ = rebuild_sweep_report(Path(args.run_dir))
+        return _show_sweep(Path(args.run_dir), result)
+    rebuilt = _rebuild_experiment(Path(args.run_dir))
+    if rebuilt is not None:
+        return rebuilt
     # load_run says in one line when this is not a run, or a run stopped or failed while predicting
     return _show(Path(args.run_dir), args.query_volume, args.track)
 
@@ -239,6 +247,165 @@ def cmd_knowledge_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import describe_plan, plan_sweep, run_sweep
+
+    opts = quiet_unless_verbose(run_options(args))
+    if args.dry_run:
+        for line in describe_plan(plan_sweep(args.suite, opts)):
+            console.print(escape(line), highlight=False)
+        return 0
+    out, result = run_sweep(args.suite, opts, console)
+    return _show_sweep(out, result)
+
+
+def _show_sweep(out: Path, result) -> int:
+    from .experiments.sweep_report import terminal_tables
+
+    for table in terminal_tables(result):
+        console.print(table)
+    console.print(f"report: {out / 'report.md'}")
+    console.print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def add_sweep_parser(which: argparse._SubParsersAction, help: str) -> None:
+    s = which.add_parser("sweep", help=help)
+    s.add_argument("suite")
+    add_run_options(s)
+    s.add_argument("--dry-run", action="store_true",
+                   help="check the suite's sweep declarations and print every trial; loads no model")
+    s.set_defaults(fn=cmd_sweep)
+
+
+def cmd_learning_curve(args: argparse.Namespace) -> int:
+    from .experiments.curve_report import terminal_tables
+    from .experiments.learning_curve import describe_plan, parse_sizes, plan_curve, run_learning_curve
+
+    opts, sizes = quiet_unless_verbose(run_options(args)), parse_sizes(args.sizes)
+    if args.dry_run:
+        return _print_lines(describe_plan(plan_curve(args.suite, opts, sizes)))
+    out, result = run_learning_curve(args.suite, opts, console, sizes)
+    return _show_experiment(out, terminal_tables(result))
+
+
+def cmd_seed_spread(args: argparse.Namespace) -> int:
+    from .experiments.seed_report import terminal_tables
+    from .experiments.seed_spread import describe_plan, parse_seeds, plan_spread, run_seed_spread
+
+    opts = quiet_unless_verbose(run_options(args))
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    if args.dry_run:
+        return _print_lines(describe_plan(plan_spread(args.suite, opts, seeds, variants)))
+    out, result = run_seed_spread(args.suite, opts, console, seeds=seeds, variants=variants)
+    return _show_experiment(out, terminal_tables(result))
+
+
+def _rebuild_experiment(folder: Path) -> int | None:
+    """`bench report` on a learning-curve, seed-spread, prompt-sensitivity or forgetting directory: its
+    report again from what it stored (no model); None for any other directory."""
+    if folder.name.startswith("learning-curve-"):
+        from .experiments import curve_report as report
+        from .experiments import learning_curve as experiment
+    elif folder.name.startswith("seed-spread-"):
+        from .experiments import seed_report as report
+        from .experiments import seed_spread as experiment
+    elif folder.name.startswith("prompt-sensitivity-"):  # from its JSON of figures
+        from .experiments import prompt_sensitivity as experiment
+        from .experiments import sensitivity_report as report
+    elif folder.name.startswith("forgetting-"):  # from its JSON of figures
+        from .experiments import forgetting as experiment
+        from .experiments import forgetting_report as report
+    else:
+        return None
+    return _show_experiment(folder, report.terminal_tables(experiment.rebuild_report(folder)))
+
+
+def _print_lines(lines: list[str]) -> int:
+    for line in lines:
+        console.print(escape(line), highlight=False)
+    return 0
+
+
+def _show_experiment(out: Path, tables: list) -> int:
+    for table in tables:
+        console.print(table)
+    console.print(f"report: {out / 'report.md'}")
+    console.print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def add_curve_and_seed_parsers(which: argparse._SubParsersAction, helps: dict[str, str]) -> None:
+    """`bench experiment learning-curve` and `bench experiment seed-spread`, with `run`'s options."""
+    from .experiments.learning_curve import DEFAULT_SIZES
+    from .experiments.seed_spread import SEED_COUNT
+
+    lc = which.add_parser("learning-curve", help=helps["learning-curve"])
+    lc.add_argument("suite")
+    add_run_options(lc)
+    lc.add_argument("--sizes", default=DEFAULT_SIZES,
+                    help="comma-separated train sizes below each task's train split; 'all' (the full split, the cells "
+                         f"of `bench run`) always runs (default {DEFAULT_SIZES}, about 15 minutes for legal on 2 CPU "
+                         "cores; the full curve: 16,32,64,128,all)")
+    ss = which.add_parser("seed-spread", help=helps["seed-spread"])
+    ss.add_argument("suite")
+    add_run_options(ss)
+    ss.add_argument("--seeds", help=f"comma-separated training seeds, at least two (default: the suite seed and the "
+                                    f"next {SEED_COUNT - 1})")
+    ss.add_argument("--variants", help="comma-separated fine-tune variants to train with each seed (the retrieval "
+                                       "variants built on them follow), or 'all' (default: the first fine-tune "
+                                       "variant run, about 15 minutes for legal on 2 CPU cores)")
+    for p, fn in ((lc, cmd_learning_curve), (ss, cmd_seed_spread)):
+        p.add_argument("--dry-run", action="store_true", help="print what would run; loads no model")
+        p.set_defaults(fn=fn)
+
+
+def cmd_prompt_sensitivity(args: argparse.Namespace) -> int:
+    from .experiments.prompt_sensitivity import describe_plan, plan_sensitivity, run_prompt_sensitivity, sized
+    from .experiments.sensitivity_report import terminal_tables
+
+    opts = sized(quiet_unless_verbose(run_options(args)), args.full)
+    if args.dry_run:
+        return _print_lines(describe_plan(plan_sensitivity(args.suite, opts)))
+    out, result = run_prompt_sensitivity(args.suite, opts, console)
+    return _show_experiment(out, terminal_tables(result))
+
+
+def cmd_forgetting(args: argparse.Namespace) -> int:
+    from .experiments.forgetting import describe_plan, plan_forgetting, run_forgetting
+    from .experiments.forgetting_report import terminal_tables
+
+    opts = quiet_unless_verbose(run_options(args))
+    if args.dry_run:
+        return _print_lines(describe_plan(plan_forgetting(args.suite, opts, control_limit=args.control_limit)))
+    out, result = run_forgetting(args.suite, opts, console, control_limit=args.control_limit)
+    return _show_experiment(out, terminal_tables(result))
+
+
+def add_sensitivity_and_forgetting_parsers(which: argparse._SubParsersAction, helps: dict[str, str]) -> None:
+    """`bench experiment prompt-sensitivity` and `bench experiment forgetting`, with `run`'s options."""
+    from .experiments.prompt_sensitivity import DEFAULT_TEST_LIMIT
+
+    ps = which.add_parser("prompt-sensitivity", help=helps["prompt-sensitivity"])
+    ps.add_argument("suite")
+    add_run_options(ps)
+    ps.add_argument("--full", action="store_true",
+                    help=f"every test example a run uses (its cells under the suite's instruction are then the run's "
+                         f"own); default: a seeded {DEFAULT_TEST_LIMIT} per task, about 15 minutes for legal on 2 CPU "
+                         "cores, or --limit N")
+    fg = which.add_parser("forgetting", help=helps["forgetting"])
+    fg.add_argument("suite")
+    add_run_options(fg)
+    fg.add_argument("--control-limit", type=int, default=None,
+                    help="a seeded subsample of N items per control task (default: all 402, about 6 minutes for "
+                         "legal on 2 CPU cores with the run's fine-tunes cached, 17 if they must be trained; "
+                         "`--profile full` scores every fine-tune of that profile)")
+    for p, fn in ((ps, cmd_prompt_sensitivity), (fg, cmd_forgetting)):
+        p.add_argument("--dry-run", action="store_true", help="print what would run; loads no model")
+        p.set_defaults(fn=fn)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
     from .store import atomic_write_text
@@ -301,6 +468,9 @@ def add_experiments(sub: argparse._SubParsersAction) -> None:
     ku.add_argument("--dry-run", action="store_true",
                     help="check the suite's update declarations and print what would run; loads no model")
     ku.set_defaults(fn=cmd_knowledge_update)
+    add_sweep_parser(which, EXPERIMENTS["sweep"])
+    add_curve_and_seed_parsers(which, EXPERIMENTS)
+    add_sensitivity_and_forgetting_parsers(which, EXPERIMENTS)
 
 
 def main(argv: list[str] | None = None) -> int:

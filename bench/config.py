@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError, unknown_name
 from .yaml_problems import Problem, Schema, duplicate_keys, problem_from_error
@@ -124,6 +133,10 @@ class TaskSpec(Strict):
                            "template writes, as a fine-tune is trained to write it (without it, a label whose "
                            "text starts another label's text also scores as that prefix)")
     instruction: str = Field(description="the task instruction, shared by every arm")
+    paraphrases: list[str] = Field(
+        default_factory=list, description="the instruction reworded, same meaning (for `bench experiment "
+                                          "prompt-sensitivity`, which scores every arm under each; a run ignores "
+                                          "them and its cache keys leave them out)")
     input_prefix: str = Field("Input", description="the name the prompt gives the input")
     metrics: list[str] = Field(min_length=1, description="metric names from bench.metrics")
     max_new_tokens: int = Field(32, ge=1, le=4096, description="generation budget for qa/generation")
@@ -139,6 +152,20 @@ class TaskSpec(Strict):
                           "of the suite's corpus for this task alone: its rag variants retrieve only from them and its "
                           "gold document ids must name them, so one task's documents are never another's "
                           "distractors")
+
+    @model_validator(mode="after")
+    def _paraphrases_reword(self) -> TaskSpec:
+        # compared without case and spacing: a copy that differs only there is not a rewording, and
+        # it would count one wording twice in the spread prompt-sensitivity reports
+        seen = {" ".join(self.instruction.split()).casefold(): "the instruction"}
+        for i, text in enumerate(self.paraphrases):
+            if not text.strip():
+                raise ValueError(f"paraphrases[{i}] is empty; expected the instruction reworded")
+            words = " ".join(text.split()).casefold()
+            if words in seen:
+                raise ValueError(f"paraphrases[{i}] repeats {seen[words]}; each paraphrase must word it differently")
+            seen[words] = f"paraphrases[{i}]"
+        return self
 
     @model_validator(mode="after")
     def _own_corpus_has_no_update(self) -> TaskSpec:
@@ -301,7 +328,100 @@ class FinetuneArm(Strict):
         64, ge=1, description="validation examples (a seeded sample) scored for the task metric at each evaluation")
     train_limit: int | None = Field(
         None, ge=2, description="seeded subsample of train examples per task for this variant (keeps CPU runs short)")
+    training_seed: int | None = Field(
+        None, ge=0, description="seed of training's own randomness (LoRA/head init, batch order, dropout, the "
+                                "validation sample scored while training); default the suite seed. Which examples "
+                                "are trained on stays the suite seed's. `bench experiment seed-spread` sets it; a "
+                                "model trained at the suite seed keeps the key it had before this setting existed")
     tasks: list[str] | None = Field(None, description="restrict this variant to these tasks")
+    sweep: Sweep | None = Field(
+        None, description="a search over this variant's settings for `bench experiment sweep`: each trial trained "
+                          "and early-stopped on validation, the best on validation alone scored on test. A run trains "
+                          "the settings as declared and ignores it (cache keys leave it out)")
+
+
+# Fine-tune settings a sweep may not vary, and why: they name or place the variant, change only how the
+# model is served, or change which examples validate it (trials must be compared on the same examples).
+NOT_SEARCHED: dict[str, str] = {
+    **dict.fromkeys(("arm", "name", "tasks", "sweep"), "names the variant, it is not a training setting"),
+    "retrieval_from": "names another variant; declare one variant per retrieval source instead",
+    "scope": "changes how many models a trial trains (one per task, or one for all), and the trial is chosen per "
+             "trained model",
+    "merge": "changes only how the trained model is served, which validation cannot tell apart",
+    "train_limit": "changes which examples train and validate the trials (the learning-curve question)",
+    "holdout": "changes which examples validate the trials, so their scores could not be compared",
+    "training_seed": "picking the luckiest seed on validation overstates it (`bench experiment seed-spread` "
+                     "measures the spread instead)",
+}
+
+
+class _SweepSpaceBase(Strict):
+    """The searched settings: each a list of values of the fine-tune setting's own type."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _searchable(cls, data: Any) -> Any:
+        for name in data if isinstance(data, dict) else ():
+            if name in NOT_SEARCHED:
+                raise ValueError(f"'{name}' cannot be searched: it {NOT_SEARCHED[name]}")
+        return data
+
+    @model_validator(mode="after")
+    def _values(self) -> _SweepSpaceBase:
+        if not self.model_fields_set:
+            raise ValueError("name at least one fine-tune setting and the values to try")
+        for name in self.model_fields_set:
+            values = getattr(self, name)
+            if any(values.count(v) > 1 for v in values):
+                raise ValueError(f"{name} lists a value twice; each value is tried once")
+        return self
+
+    def settings(self) -> dict[str, list[Any]]:
+        """Setting -> its values (settings in FinetuneArm's field order, values as listed)."""
+        return {name: list(getattr(self, name)) for name in self.model_fields if name in self.model_fields_set}
+
+
+def _searched(name: str, field: Any) -> tuple[Any, Any]:
+    value = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return list[value] | None, Field(None, min_length=1, description=f"values of {name} to try: {field.description}")
+
+
+# Built from FinetuneArm's own fields, so each searched value is checked as the setting itself is
+# (type, bounds, choices) and an unknown setting is an unknown key with the closest known one.
+SweepSpace = create_model("SweepSpace", __base__=_SweepSpaceBase, **{
+    name: _searched(name, f) for name, f in FinetuneArm.model_fields.items() if name not in NOT_SEARCHED})
+
+
+class Sweep(Strict):
+    """A hyperparameter search over a fine-tune variant (`bench experiment sweep`): every trial is the
+    variant with one combination of the values, selected on validation only."""
+
+    space: SweepSpace = Field(description="fine-tune setting -> the values to try, e.g. {learning_rate: [0.0003, "
+                                          "0.001], rank: [8, 16]}")
+    search: Literal["grid", "random"] = Field(
+        "grid", description="grid: every combination; random: `trials` combinations drawn with the suite seed")
+    trials: int | None = Field(None, ge=1, description="random search: how many combinations to draw (at most all)")
+    metric: str = Field(
+        "loss", description="what chooses the trial, per task: 'loss', the validation loss of the weights training "
+                            "kept (lower is better), or a metric every task of the variant declares, computed on the "
+                            "whole validation split by the arm's own scorer (higher is better)")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        from .metrics import METRICS
+
+        if value != "loss" and value not in METRICS:
+            raise ValueError(unknown_name("metric", value, ["loss", *METRICS]))
+        return value
+
+    @model_validator(mode="after")
+    def _trials_for_random(self) -> Sweep:
+        if self.search == "random" and self.trials is None:
+            raise ValueError("search: random needs `trials`, the number of combinations to draw")
+        if self.search == "grid" and self.trials is not None:
+            raise ValueError("trials is for search: random; a grid tries every combination")
+        return self
 
 
 class RetrievalFilter(Strict):

@@ -282,8 +282,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_toke
     prompt_ids = _encode(tokenizer, prompts)
     texts = [""] * len(prompts)
     seconds, out_tokens = np.zeros(len(prompts)), np.zeros(len(prompts), dtype=int)
-    ends = (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
-    stop = sorted({t for t in ends if isinstance(t, int) and t >= 0})
+    stop = stop_token_ids(tokenizer)
     # At least one pad per row (+1): transformers drops the mask of a batch with no padding at all
     # and runs SDPA's unmasked causal kernel, whose rounding differs from the masked one's.
     widths = [row_width(len(p) + 1) for p in prompt_ids]
@@ -296,11 +295,21 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_toke
                                  temperature=None, top_p=None, top_k=None)
             new = out[:, ids.shape[1]:]
             for row, i in enumerate(batch):
-                toks = new[row].tolist()
-                cut = next((k for k, t in enumerate(toks) if t in stop), len(toks))
-                texts[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True).strip()
-                out_tokens[i] = cut
+                texts[i], out_tokens[i] = answer_text(tokenizer, new[row].tolist(), stop)
             seconds[batch] = (time.perf_counter() - start) / len(batch)
             if progress:
                 progress(len(batch))
     return Generation(texts, seconds, np.array([len(p) for p in prompt_ids]), out_tokens)
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """The tokens greedy decoding stops at, on every engine: end of sequence and ChatML's end of turn."""
+    ends = (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    return sorted({t for t in ends if isinstance(t, int) and t >= 0})
+
+
+def answer_text(tokenizer: Any, tokens: Sequence[int], stop: Sequence[int]) -> tuple[str, int]:
+    """The answer in generated `tokens` (everything before the first stop token), decoded without
+    special tokens and stripped, and how many tokens it took: every engine reads its output so."""
+    cut = next((k for k, t in enumerate(tokens) if t in stop), len(tokens))
+    return tokenizer.decode(list(tokens[:cut]), skip_special_tokens=True).strip(), cut

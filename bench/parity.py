@@ -195,15 +195,17 @@ def paired(preds_a: Sequence[str], preds_b: Sequence[str], examples: Sequence[Ex
 
 # ---- the arm, driven as a suite run would ---------------------------------------------------
 
-def arm_train(lm: Any, suite: Suite, task: Task, spec_kw: dict[str, Any], seed: int = 0, log=print):
-    """Train the arm's variant on `task` exactly as a suite run would (always retrained);
+def arm_train(lm: Any, suite: Suite, task: Task, spec_kw: dict[str, Any], seed: int = 0, log=print,
+              retrain: bool = True):
+    """Train the arm's variant on `task` exactly as a suite run would (retrained unless `retrain` is
+    False: then a model of the same cache key, trained by an earlier run, is used as a suite run would);
     returns (the trained LoadedModel, its TrainingCosts)."""
     from .arms import suite_context
     from .arms.finetune import FinetuneArm
     from .config import FinetuneArm as Spec
 
     arm = FinetuneArm(Spec(**{"arm": "finetune", "name": "parity", **spec_kw}))
-    ctx = suite_context(suite, lambda: lm, batch_size=16, retrain=True, log=log)
+    ctx = suite_context(suite, lambda: lm, batch_size=16, retrain=retrain, log=log)
     trained = arm.trained(ctx, task)
     return trained.model, trained.costs
 
@@ -269,9 +271,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def run_changes(lm: Any, suite: Suite, changes: Sequence[str], *, task_name: str = "imbalanced",
                 train: int | None = None, validation: int | None = None, test: int | None = None, epochs: int = 2,
                 scoring: str = "sum", seed: int = 0, log=print,
-                arm_overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                arm_overrides: dict[str, Any] | None = None, reuse: bool = False) -> list[dict[str, Any]]:
     """The arm with ARM_DEFAULTS, then once per change ('key=value' of the FinetuneArm spec),
-    each on the same examples: the single-change table. Each row is tested against the first."""
+    each on the same examples: the single-change table. Each row is tested against the first.
+    `reuse`: a row whose model an earlier run trained (same cache key) takes it from the cache, as
+    a suite run would, instead of training it again (its train s is then the load time)."""
     base = imbalanced_clause_task(suite, seed) if task_name == "imbalanced" else suite.tasks[task_name]
     task = subsample(base, {"train": train, "validation": validation, "test": test}, seed)
     test_rows, major = task.split("test"), majority_label(task)
@@ -284,7 +288,7 @@ def run_changes(lm: Any, suite: Suite, changes: Sequence[str], *, task_name: str
             key, value = part.split("=", 1)
             kw[key] = value
         start = time.perf_counter()
-        model, costs = arm_train(lm, suite, task, kw, seed, log)
+        model, costs = arm_train(lm, suite, task, kw, seed, log, retrain=not reuse)
         by_scoring = classify(model.model, lm.tokenizer, task, test_rows, device=lm.device)
         seconds = round(time.perf_counter() - start, 1)
         for how in (SCORINGS if scoring == "all" else (scoring,)):
@@ -318,6 +322,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="only this task: imbalanced or a suite task (default: parity on "
                                              "both imbalanced and clause_type; --changes on imbalanced)")
     p.add_argument("--learning-rate", type=float, default=None, help="for both trainers (default: 3e-4)")
+    p.add_argument("--reuse-trained", action="store_true",
+                   help="--changes: take a row's model from the adapter cache where an earlier run trained the same "
+                        "key (e.g. the defaults row of a parity run) instead of training it again")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -336,7 +343,8 @@ def run(args: argparse.Namespace) -> None:
     common = {"epochs": args.epochs, "scoring": args.scoring, "seed": suite.spec.seed,
               "arm_overrides": {"learning_rate": args.learning_rate} if args.learning_rate else None, **sizes}
     if args.changes is not None:
-        rows = run_changes(lm, suite, args.changes, task_name=args.task or "imbalanced", **common)
+        rows = run_changes(lm, suite, args.changes, task_name=args.task or "imbalanced", reuse=args.reuse_trained,
+                           **common)
     else:
         rows = run_parity(lm, suite, tasks=[args.task] if args.task else ("imbalanced", "clause_type"), **common)
     print(markdown(rows))

@@ -292,7 +292,8 @@ class RunListing:
     suite: str
     """The suite folder it lies in."""
     kind: str
-    """'run', 'knowledge-update' (an experiment's directory) or '?' (neither: no record file)."""
+    """'run', an experiment's name for its directory ('knowledge-update', 'sweep', 'learning-curve',
+    'seed-spread', 'prompt-sensitivity', 'forgetting') or '?' (neither: no record file)."""
     status: str
     """'complete', or what is unfinished about it: a run status, 'unfinished' or 'unreadable'."""
     started: str | None
@@ -305,7 +306,9 @@ class RunListing:
         return self.status == COMPLETE
 
 
-EXPERIMENT_RECORDS = {"knowledge-update-": "knowledge_update.json"}
+EXPERIMENT_RECORDS = {"knowledge-update-": "knowledge_update.json", "sweep-": "sweep.json",
+                      "learning-curve-": "learning_curve.json", "seed-spread-": "seed_spread.json",
+                      "prompt-sensitivity-": "prompt_sensitivity.json", "forgetting-": "forgetting.json"}
 """An experiment's directory name prefix -> its record file, which it writes last (its end marker)."""
 
 

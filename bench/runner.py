@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .arms import Arm, ArmContext, build_arms, run_order, suite_context
+from .backends import BACKEND_HELP, Backend, BackendSettings, HFBackend, check_backend, make_backend
 from .config import DEFAULT_QUERY_VOLUME, query_volume_problem, unknown_name
 from .context_limit import context_window, shortened_note
 from .data import examples_hash, stable_hash
@@ -63,6 +64,8 @@ class RunOptions:
     dtype: str = field(default="auto", metadata=_opt("auto | float32 | bfloat16 | float16"))
     batch_size: int | None = field(default=None, metadata=_opt("prompts per forward pass (default: 16 on CUDA, 8 on "
                                                                "CPU, measured faster there)"))
+    # A run option, not a suite field: like --device, it says where a run computes, not what it measures.
+    backend: str = field(default="hf", metadata=_opt(BACKEND_HELP))
     use_cache: bool = field(default=True, metadata=_opt("recompute predictions even when cached", flag="--no-cache"))
     results: Path = field(default_factory=lambda: Path(os.environ.get("TRIDENT_RESULTS", "results")),
                           metadata=_opt("results folder (env TRIDENT_RESULTS)"))
@@ -91,6 +94,7 @@ class RunOptions:
         problem = query_volume_problem(self.query_volume) if self.query_volume is not None else None
         if problem:
             raise ConfigError(f"--query-volume: {problem}")
+        check_backend(self.backend)  # an unknown one, or vllm not installed: one line before anything loads
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class Plan:
     arm_order: list[str]
     """Selected variants in the order they run (a fine-tune before what builds on it)."""
     task_names: list[str]
+    backend: Backend = field(default_factory=HFBackend)
+    """The engine the arms generate and score with (`--backend`)."""
 
 
 def select(kind: str, wanted: list[str] | None, known: list[str]) -> list[str]:
@@ -129,10 +135,11 @@ def plan_run(name: str, opts: RunOptions) -> Plan:
     device = local_device(choose_device(opts.device))  # under torchrun: this process's own GPU
     arms = build_arms(spec.arms)
     selected = select("arm variant", opts.arms, [a.name for a in spec.arms])
+    dtype = choose_dtype(device, opts.dtype)
     return Plan(suite=suite, model_spec=model_spec, model_id=fingerprint(model_spec, spec.seed), device=device,
-                dtype=choose_dtype(device, opts.dtype),
-                batch_size=opts.batch_size or (16 if device.startswith("cuda") else 8), arms=arms,
-                arm_order=run_order(selected, arms), task_names=select("task", opts.tasks, list(suite.tasks)))
+                dtype=dtype, batch_size=opts.batch_size or (16 if device.startswith("cuda") else 8), arms=arms,
+                arm_order=run_order(selected, arms), task_names=select("task", opts.tasks, list(suite.tasks)),
+                backend=make_backend(opts.backend, BackendSettings(device, dtype, spec.seed)))
 
 
 class ModelLoader:
@@ -181,7 +188,7 @@ def run_suite(name: str, opts: RunOptions, console: Console) -> Path | None:
         with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
             loader = ModelLoader(plan, opts, display.timed)
             ctx = suite_context(plan.suite, loader, batch_size=plan.batch_size, retrain=opts.retrain,
-                                progress=display.stage, log=display.log)
+                                progress=display.stage, log=display.log, backend=plan.backend)
             cells = CellRunner(plan, opts, ctx, run_dir, display)
             if distributed.world_size() > 1:  # several processes: first the trainings they share
                 from .arms.finetune import train_together
@@ -258,11 +265,13 @@ class CellRunner:
         # by how many rows a batch has, and a cell must never be served to a run it might not match.
         return stable_hash({
             "model": p.model_id, "device": p.device.split(":")[0], "dtype": p.dtype, "batch_size": p.batch_size,
-            "seed": p.suite.spec.seed,
+            "seed": p.suite.spec.seed, "backend": self.ctx.backend.identity().to_record(),
             "arm": arm.cache_key(self.ctx, task), "code": self.code,
-            # `update` names fields for the knowledge-update experiment; it changes no prediction. A task's
-            # `corpus` names files: the arms that read them key their content (`corpus_for`), the rest ignore it
-            "task": task.spec.model_dump(exclude={"limit", "metrics", "description", "update", "corpus"}),
+            # `update` and `paraphrases` are for experiments (knowledge-update, prompt-sensitivity); they change
+            # no prediction of a run. A task's `corpus` names files: the arms that read them key their content
+            # (`corpus_for`), the rest ignore it
+            "task": task.spec.model_dump(exclude={"limit", "metrics", "description", "update", "corpus",
+                                                  "paraphrases"}),
             "test": examples_hash(task.split("test")), "train": examples_hash(task.split("train"))})
 
     def is_cached(self, arm: Arm, task: Task) -> bool:
@@ -280,7 +289,8 @@ class CellRunner:
         result = self.plan.arms[arm_name].predict(self.ctx, task, task.split("test"))
         p = self.plan
         info = {"seconds": round(time.perf_counter() - t0, 3), "created": _now(), "model": p.model_id,
-                "device": p.device, "dtype": p.dtype, "batch_size": p.batch_size, "costs": result.costs.to_record()}
+                "device": p.device, "dtype": p.dtype, "batch_size": p.batch_size,
+                "backend": self.ctx.backend.identity().to_record(), "costs": result.costs.to_record()}
         if any(r.input_shortened for r in result.predictions):  # for the note; the model is loaded: it answered
             info["context_window"] = context_window(self.ctx.get_model())
         self.cache.put(key, [r.to_record() for r in result.predictions], info)
@@ -330,7 +340,8 @@ def _run_record(plan: Plan, opts: RunOptions, started: float) -> dict[str, Any]:
         "spec": spec.model_dump(mode="json"),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "model": {"spec": plan.model_spec, "fingerprint": plan.model_id, "device": plan.device, "dtype": plan.dtype,
-                  "batch_size": plan.batch_size},  # as resolved: options.batch_size is None for the default
+                  "batch_size": plan.batch_size,  # as resolved: options.batch_size is None for the default
+                  "backend": plan.backend.identity().to_record()},
         "seed": spec.seed, "code_fingerprint": code_fingerprint(), "started": _iso(started),
         "timings": {"model_load_s": None, "wall_s": None},
         "data": {t: {"test_n": len(suite.tasks[t].split("test")), "full_sizes": suite.tasks[t].full_sizes,

@@ -93,7 +93,7 @@ def by_state(result, arm):
 
 
 def test_the_experiment_sees_the_fact_change_and_caches_every_cell(env, monkeypatch):
-    monkeypatch.setattr("bench.arms.prompt.generate", echo_first_passage)
+    monkeypatch.setattr("bench.backends.generate", echo_first_passage)  # what the hf engine decodes with
     path = write_suite(env / "s")
     folder, result = run_knowledge_update(str(path), options(env), quiet())
 

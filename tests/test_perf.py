@@ -62,7 +62,7 @@ def test_variant_configs_change_only_what_the_variant_names():
 
 
 def test_command_line_defaults():
-    assert list(SUBCOMMANDS) == ["prompt", "train", "rag", "retrieval", "faiss-scale", "parity"]
+    assert list(SUBCOMMANDS) == ["prompt", "train", "rag", "retrieval", "faiss-scale", "parity", "engines"]
     parse = build_parser().parse_args
     assert vars(parse(["prompt"])) == {"what": "prompt", "suite": "legal", "task": "clause_type", "n": 64,
                                        "naive_n": 16, "batch_size": 16}

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..backends import Backend, HFBackend
 from ..config import ArmSpec, composition_problem, unknown_name
 from ..data import Document, Example
 from ..errors import ConfigError
@@ -44,6 +45,8 @@ class ArmContext:
     """progress(label, total, unit) returns the Stage to advance: a bar, or timed lines in a log, per long step."""
     log: Callable[[str], None] = lambda message: None
     """One line for the user (printed above the progress bars)."""
+    backend: Backend = field(default_factory=HFBackend)
+    """The engine every arm generates and scores labels with (`bench run --backend`; bench.backends)."""
 
     def corpus_for(self, task: Task) -> Sequence[Document]:
         """The documents `task` retrieves from and learns from: its own `corpus:`, else the suite's."""
@@ -51,7 +54,7 @@ class ArmContext:
 
 
 def suite_context(suite: Suite, get_model: Callable[[], Any], *, batch_size: int, **settings: Any) -> ArmContext:
-    """The context for running arms on `suite` (settings: retrain, progress, log)."""
+    """The context for running arms on `suite` (settings: retrain, progress, log, backend)."""
     return ArmContext(get_model=get_model, seed=suite.spec.seed, batch_size=batch_size, tasks=suite.tasks,
                       corpus=tuple(suite.corpus or ()), suite_name=suite.spec.name, **settings)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backends import TrainedWeights
 from ..config import FinetuneArm as FinetuneSpec
 from ..data import Document, Example, examples_hash, stable_hash
 from ..errors import ConfigError
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 PREDICTION_ONLY = {"name", "tasks", "merge", "scoring"}
 # How one optimiser step's examples are split (per process, accumulated): keyed as `_batch_key`.
 BATCH_SPLIT = {"batch_size", "grad_accum"}
+# Keyed as `_seed_key`: only a seed other than the suite's names another model.
+TRAINING_SEED = {"training_seed"}
+# A search over the settings (`bench experiment sweep`); each trial is a spec of its own without it.
+SEARCH_ONLY = {"sweep"}
 
 
 def finetunes_needed(arm: Any) -> list[FinetuneArm]:
@@ -145,16 +150,30 @@ class FinetuneArm:
                 "length_group": per_process if self.spec.batch_order == "length_grouped" else None}
 
     def _spec_key(self) -> dict[str, Any]:
-        return {**{k: v for k, v in spec_key(self.spec).items() if k not in BATCH_SPLIT}, **self._batch_key()}
+        return {**{k: v for k, v in spec_key(self.spec).items() if k not in BATCH_SPLIT | TRAINING_SEED | SEARCH_ONLY},
+                **self._batch_key()}
+
+    def training_seed(self, ctx: ArmContext) -> int:
+        """The seed of training's randomness: the variant's `training_seed`, else the suite seed."""
+        return ctx.seed if self.spec.training_seed is None else self.spec.training_seed
+
+    def _seed_key(self, ctx: ArmContext) -> dict[str, Any]:
+        """Nothing at the suite seed, so a run's models keep the keys they had before `training_seed`
+        existed (and `training_seed` equal to the suite seed is that same model); else the seed."""
+        seed = self.training_seed(ctx)
+        return {} if seed == ctx.seed else {"training_seed": seed}
 
     def cache_key(self, ctx: ArmContext, task: Task) -> dict[str, Any]:
         return {"spec": self._spec_key(), "trained_on": self._data_key(ctx, task),
-                "corpus": self._corpus_key(ctx, task), "retrieval": self._retrieval_key(ctx, task)}
+                "corpus": self._corpus_key(ctx, task), "retrieval": self._retrieval_key(ctx, task),
+                **self._seed_key(ctx)}
 
     def artifact_key(self, ctx: ArmContext, base: LoadedModel, task: Task) -> str:
         return stable_hash({"model": base.fingerprint, "device": base.device.split(":")[0], "seed": ctx.seed,
                             "base_dtype": self._config(ctx, base).base_dtype,
-                            "spec": self.spec.model_dump(exclude=PREDICTION_ONLY | BATCH_SPLIT), **self._batch_key(),
+                            "spec": self.spec.model_dump(
+                                exclude=PREDICTION_ONLY | BATCH_SPLIT | TRAINING_SEED | SEARCH_ONLY),
+                            **self._batch_key(), **self._seed_key(ctx),
                             "data": self._data_key(ctx, task),
                             "corpus": self._corpus_key(ctx, task), "retrieval": self._retrieval_key(ctx, task),
                             "code": artifacts.training_code_hash()},
@@ -229,11 +248,16 @@ class FinetuneArm:
         assert model is not None  # only a head has no language model
         return model
 
+    def trained_weights(self, ctx: ArmContext, task: Task) -> TrainedWeights:
+        """Where the trained model's files are (its cache entry), for backends that load them themselves
+        (vLLM applies a LoRA adapter from there, unmerged)."""
+        return TrainedWeights(artifacts.adapters_root() / self.trained(ctx, task).key, self.spec.method)
+
     def _config(self, ctx: ArmContext, base: LoadedModel):
         from ..training.trainer import TrainConfig, lora_base_dtype
 
         dtype = lora_base_dtype(base.device) if self.spec.method == "lora" else "float32"
-        return TrainConfig(self.spec, ctx.seed, dtype)
+        return TrainConfig(self.spec, self.training_seed(ctx), dtype)
 
     # ---- predict ----
     def predict(self, ctx: ArmContext, task: Task, examples: list[Example]) -> ArmResult:
@@ -244,10 +268,12 @@ class FinetuneArm:
             return self._predict_head(ctx, task, examples)
         trained = self.trained(ctx, task)
         label = f"{self.spec.name} · {task.name}"
-        preds = predict_with(ctx, trained.model, task, examples, label, scoring=self.spec.scoring)
+        preds = predict_with(ctx, trained.model, task, examples, label, scoring=self.spec.scoring,
+                             trained=self.trained_weights(ctx, task))
         latency = round(float(np.mean([p.latency_s for p in preds])), 5) if preds else None
         variants = {}
-        if self.spec.method in ("lora", "qlora"):
+        # merged against unmerged is a property of the transformers model; another engine serves the adapter its way
+        if self.spec.method in ("lora", "qlora") and ctx.backend.runs_loaded_model:
             variants = self._merge_latencies(ctx, task, examples, trained.model, latency)
         return ArmResult(preds, Costs(training=trained.costs, trained_model=trained.key, cache_hit=trained.cache_hit,
                                       inference_latency_s=latency, latency_variants=variants))

@@ -4,7 +4,7 @@ Classification is scored by label log-likelihood (optionally with contextual cal
 against content-free inputs) or, for comparison, by generating text and mapping it to the
 closest label. QA and generation tasks are decoded greedily. `classify` and `answer` are the
 shared prediction paths: the fine-tuning arm calls them with its model, the retrieval arm with
-its prompts, so every arm scores a task the same way.
+its prompts, so every arm scores a task the same way, on the run's backend (bench.backends).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import TrainedWeights, label_scorer
 from ..config import PromptArm as PromptArmSpec
 from ..context_limit import fit_input, prompt_limit
 from ..data import Example
-from ..generate import generate, score_continuations
 from ..models import LoadedModel
 from ..predictions import ArmResult, Prediction, RetrievalTrace
 from ..prompts import CONTENT_FREE_INPUTS, label_continuations, prompt_hash, render_prompt
@@ -62,16 +62,18 @@ def calibrate(scores: np.ndarray, content_free: np.ndarray) -> np.ndarray:
 
 def classify(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], prompts: Sequence[str],
              label: str, content_free: Sequence[Sequence[str]] = (), group_of: Sequence[int] | None = None,
-             traces: Sequence[RetrievalTrace] | None = None, shortened: Sequence[bool] = ()) -> list[Prediction]:
+             traces: Sequence[RetrievalTrace] | None = None, shortened: Sequence[bool] = (),
+             trained: TrainedWeights | None = None) -> list[Prediction]:
     """Score every label after each prompt and predict the best. With `content_free` (groups of
     content-free prompts), example i is calibrated against group `group_of[i]` (default: group i):
     one shared group when every prompt has the same demonstrations, one per example otherwise.
-    `shortened[i]`: example i's input was cut to fit the model's window (bench.context_limit)."""
+    `shortened[i]`: example i's input was cut to fit the model's window (bench.context_limit).
+    `trained`: the fine-tune `lm` holds, for backends that load its files themselves."""
     spec = task.spec
     words = label_continuations(lm.tokenizer, spec)
     cf_prompts = [p for group in content_free for p in group]
-    res = score_continuations(lm.model, lm.tokenizer, list(prompts) + cf_prompts, words, batch_size=ctx.batch_size,
-                              device=lm.device, progress=ctx.progress(label, len(prompts) + len(cf_prompts)))
+    scorer = label_scorer(ctx.backend, lm, trained, ctx.batch_size, ctx.log, label)
+    res = scorer.score(list(prompts) + cf_prompts, words, progress=ctx.progress(label, len(prompts) + len(cf_prompts)))
     all_scores = res.label_scores(spec.label_score)
     scores, mode = all_scores[: len(prompts)], "loglik"
     if content_free:
@@ -94,11 +96,12 @@ def classify(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Ex
 
 def answer(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], prompts: Sequence[str],
            label: str, traces: Sequence[RetrievalTrace] | None = None,
-           shortened: Sequence[bool] = ()) -> list[Prediction]:
+           shortened: Sequence[bool] = (), trained: TrainedWeights | None = None) -> list[Prediction]:
     """Greedy answers; a classification task's text is mapped to a label (the raw text is kept).
-    `shortened[i]`: example i's input was cut to fit the model's window (bench.context_limit)."""
-    gen = generate(lm.model, lm.tokenizer, prompts, max_new_tokens=task.spec.max_new_tokens,
-                   batch_size=ctx.batch_size, device=lm.device, progress=ctx.progress(label, len(prompts)))
+    `shortened[i]`: example i's input was cut to fit the model's window (bench.context_limit).
+    `trained`: the fine-tune `lm` holds, for backends that load its files themselves."""
+    engine = ctx.backend.engine(lm, trained, ctx.batch_size)
+    gen = engine.generate(prompts, task.spec.max_new_tokens, progress=ctx.progress(label, len(prompts)))
     is_label = task.spec.kind == "classification"
     out = []
     for i, e in enumerate(examples):
@@ -113,21 +116,23 @@ def answer(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Exam
 
 
 def predict_with(ctx: ArmContext, lm: LoadedModel, task: Task, examples: Sequence[Example], label: str,
-                 demos: Sequence[Example] = (), scoring: str = "loglik", calibrated: bool = False) -> list[Prediction]:
-    """The shared template (with `demos`) on `lm`: what the prompt arm does, and the fine-tune arm too.
-    An input too long for the model's window loses its middle (bench.context_limit)."""
+                 demos: Sequence[Example] = (), scoring: str = "loglik", calibrated: bool = False,
+                 trained: TrainedWeights | None = None) -> list[Prediction]:
+    """The shared template (with `demos`) on `lm`: what the prompt arm does, and the fine-tune arm too
+    (`trained`: its cached files). An input too long for the model's window loses its middle
+    (bench.context_limit)."""
     scored = task.spec.kind == "classification" and scoring == "loglik"
     limit = prompt_limit(lm, task.spec, scored)
     fitted = [fit_input(lm.tokenizer, lambda text: render_prompt(lm.tokenizer, task.spec, text, demos), e.input, limit,
                         where=f"{label}, example {e.id}") for e in examples]
     prompts, shortened = [f.prompt for f in fitted], [f.shortened for f in fitted]
     if not scored:
-        return answer(ctx, lm, task, examples, prompts, label, shortened=shortened)
+        return answer(ctx, lm, task, examples, prompts, label, shortened=shortened, trained=trained)
     if not calibrated:
-        return classify(ctx, lm, task, examples, prompts, label, shortened=shortened)
+        return classify(ctx, lm, task, examples, prompts, label, shortened=shortened, trained=trained)
     group = [render_prompt(lm.tokenizer, task.spec, x, demos) for x in CONTENT_FREE_INPUTS]
     return classify(ctx, lm, task, examples, prompts, label, content_free=[group], group_of=[0] * len(examples),
-                    shortened=shortened)
+                    shortened=shortened, trained=trained)
 
 
 class PromptArm:

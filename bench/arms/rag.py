@@ -162,11 +162,13 @@ class RagArm:
                 f"{retriever.costs['items']} items; context budget {traces[0].context_budget} tokens, "
                 f"mean {costs.retrieval.prompt_tokens_added_mean:.0f} added per prompt")
         label = f"{self.spec.name} · {task.name}"
+        trained = self.provider.trained_weights(ctx, task) if self.provider else None  # for the backend
         if task.spec.kind == "classification":
             preds = classify(ctx, lm, task, examples, prompts, label, content_free=content_free, traces=traces,
-                             shortened=shortened)
+                             shortened=shortened, trained=trained)
         else:
-            preds = answer(ctx, lm, task, examples, prompts, label, traces=traces, shortened=shortened)
+            preds = answer(ctx, lm, task, examples, prompts, label, traces=traces, shortened=shortened,
+                           trained=trained)
         return ArmResult(preds, costs)
 
     # -- passages for retrieval-aware fine-tuning (a fine-tune's `retrieval_from:` names this variant)

@@ -159,7 +159,7 @@ def describe_plan(plan: UpdatePlan) -> list[str]:
 class StaleProvider:
     """A fine-tune as trained before the update, lent to a retrieval variant after it: whatever
     context it is asked from, it answers with the before world's trained model (never retrains).
-    It has the three methods `bench.arms.rag.RagArm` asks of its provider."""
+    It has the four methods `bench.arms.rag.RagArm` asks of its provider."""
 
     arm: Any
     """The before world's FinetuneArm."""
@@ -174,6 +174,9 @@ class StaleProvider:
 
     def trained_model(self, ctx: ArmContext, task: Any) -> Any:
         return self.arm.trained_model(self.ctx, self.ctx.tasks[task.name])
+
+    def trained_weights(self, ctx: ArmContext, task: Any) -> Any:
+        return self.arm.trained_weights(self.ctx, self.ctx.tasks[task.name])
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def make_worlds(plan: UpdatePlan, opts: RunOptions, loader: ModelLoader, display
     first, since the stale cells answer with its trained models."""
     def context(suite: Suite) -> ArmContext:
         return suite_context(suite, loader, batch_size=plan.run.batch_size, retrain=opts.retrain,
-                             progress=display.stage, log=display.log)
+                             progress=display.stage, log=display.log, backend=plan.run.backend)
 
     specs = plan.run.suite.spec.arms
     before = World("before", plan.worlds.before, build_arms(specs), context(plan.worlds.before))
