@@ -29,10 +29,11 @@ from ..errors import ConfigError
 from ..progress import open_display
 from ..results import load_predictions
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import code_fingerprint, discard_run_dir, git_sha, new_run_dir, read_json, write_json
+from ..store import discard_run_dir, new_run_dir, read_json, write_json
 from ..suites import Suite
 from .borrowed_finetune import BorrowedFinetune
 from .forgetting_figures import Cell, ForgettingResult, forgetting_result
+from .provenance import experiment_provenance
 
 RECORD_FILE = "forgetting.json"
 """The experiment's figures; written last, so it marks a finished directory."""
@@ -166,14 +167,7 @@ def run_forgetting(name: str, opts: RunOptions, console: Console, *,
 
 
 def _provenance(plan: ForgettingPlan, opts: RunOptions, started: float, loader: ModelLoader) -> dict[str, Any]:
-    run = plan.run
-    return {"suite": run.suite.spec.name, "suite_path": str(run.suite.path), "profile": run.suite.profile,
-            "model": run.model_spec, "model_fingerprint": run.model_id, "device": run.device, "dtype": run.dtype,
-            "batch_size": run.batch_size, "seed": run.suite.spec.seed, "git_sha": git_sha(),
-            "code_fingerprint": code_fingerprint(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "wall_s": round(time.time() - started, 2), "model_load_s": loader.load_seconds,
-            "control_limit": plan.control_limit, "retrain": opts.retrain, "use_cache": opts.use_cache}
+    return experiment_provenance(plan.run, opts, started, loader, control_limit=plan.control_limit)
 
 
 def rebuild_report(folder: Path) -> ForgettingResult:

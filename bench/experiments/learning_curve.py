@@ -27,10 +27,11 @@ from ..data import Example
 from ..errors import ConfigError
 from ..progress import Display, open_display
 from ..runner import ModelLoader, Plan, RunOptions, plan_run
-from ..store import code_fingerprint, discard_run_dir, git_sha, new_run_dir, read_json, write_json
+from ..store import discard_run_dir, new_run_dir, read_json, write_json
 from ..suites import Suite, Task
 from .cells import CellRef, TaskInfo, applies, parse_int_list, run_group, task_info
 from .curve_figures import CurveRecord, CurveResult, Skipped, curve_result
+from .provenance import experiment_provenance
 
 DEFAULT_SIZES = "32,all"
 """Sized for the legal suite on a 2-core CPU (see README, 'Experiments'); the full curve is
@@ -210,11 +211,4 @@ def rebuild_report(folder: Path) -> CurveResult:
 
 
 def _provenance(plan: CurvePlan, opts: RunOptions, started: float, loader: ModelLoader) -> dict[str, Any]:
-    run = plan.run
-    return {"suite": run.suite.spec.name, "suite_path": str(run.suite.path), "profile": run.suite.profile,
-            "model": run.model_spec, "model_fingerprint": run.model_id, "device": run.device, "dtype": run.dtype,
-            "batch_size": run.batch_size, "seed": run.suite.spec.seed, "git_sha": git_sha(),
-            "code_fingerprint": code_fingerprint(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "wall_s": round(time.time() - started, 2), "model_load_s": loader.load_seconds,
-            "n_boot": opts.n_boot, "retrain": opts.retrain, "use_cache": opts.use_cache}
+    return experiment_provenance(plan.run, opts, started, loader, n_boot=opts.n_boot)

@@ -30,9 +30,10 @@ from ..arms import Arm, ArmContext, run_order, suite_context
 from ..errors import ConfigError
 from ..progress import Display, open_display
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import code_fingerprint, discard_run_dir, git_sha, new_run_dir, read_json, write_json
+from ..store import discard_run_dir, new_run_dir, read_json, write_json
 from ..suites import Suite, Task
 from .borrowed_finetune import borrowed_arms, same_name_in
+from .provenance import experiment_provenance
 from .sensitivity_figures import CellScore, SensitivityResult, sensitivity_result
 
 DEFAULT_TEST_LIMIT = 16
@@ -196,14 +197,7 @@ def run_prompt_sensitivity(name: str, opts: RunOptions, console: Console) -> tup
 
 
 def _provenance(plan: SensitivityPlan, opts: RunOptions, started: float, loader: ModelLoader) -> dict[str, Any]:
-    run = plan.run
-    return {"suite": run.suite.spec.name, "suite_path": str(run.suite.path), "profile": run.suite.profile,
-            "model": run.model_spec, "model_fingerprint": run.model_id, "device": run.device, "dtype": run.dtype,
-            "batch_size": run.batch_size, "seed": run.suite.spec.seed, "git_sha": git_sha(),
-            "code_fingerprint": code_fingerprint(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "wall_s": round(time.time() - started, 2), "model_load_s": loader.load_seconds,
-            "test_limit": plan.test_limit, "retrain": opts.retrain, "use_cache": opts.use_cache}
+    return experiment_provenance(plan.run, opts, started, loader, test_limit=plan.test_limit)
 
 
 def rebuild_report(folder: Path) -> SensitivityResult:

@@ -32,9 +32,10 @@ from ..errors import ConfigError, TrainingError
 from ..progress import Display, open_display
 from ..records import shown_path
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import code_fingerprint, discard_run_dir, git_sha, new_run_dir, write_json
+from ..store import discard_run_dir, new_run_dir, write_json
 from ..suites import Suite
 from ..yaml_problems import Problem, yaml_line
+from .provenance import experiment_provenance
 from .sweep_results import (
     LOSS,
     RECORD_FILE,
@@ -313,11 +314,4 @@ def _test_choice(plan: SweepPlan, v: VariantSweep, unit: tuple[str, ...], scores
 
 
 def _provenance(plan: SweepPlan, opts: RunOptions, started: float, loader: ModelLoader) -> dict[str, Any]:
-    run = plan.run
-    return {"suite": run.suite.spec.name, "suite_path": str(run.suite.path), "profile": run.suite.profile,
-            "model": run.model_spec, "model_fingerprint": run.model_id, "device": run.device, "dtype": run.dtype,
-            "batch_size": run.batch_size, "seed": run.suite.spec.seed, "git_sha": git_sha(),
-            "code_fingerprint": code_fingerprint(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "wall_s": round(time.time() - started, 2), "model_load_s": loader.load_seconds,
-            "retrain": opts.retrain, "use_cache": opts.use_cache, "n_boot": opts.n_boot}
+    return experiment_provenance(plan.run, opts, started, loader, n_boot=opts.n_boot)
