@@ -179,6 +179,18 @@ def discard_run_dir(path: Path) -> None:
         pass
 
 
+@contextmanager
+def discarded_unless_a_cell_finished(run_dir: Path) -> Iterator[None]:
+    """Around an experiment's work in `run_dir`: on any failure (or interrupt), a directory in which
+    no cell finished (no predictions file) is removed, so nothing is left that could pass for a result."""
+    try:
+        yield
+    except BaseException:
+        if not any(run_dir.rglob("*.jsonl")):
+            discard_run_dir(run_dir)
+        raise
+
+
 def set_run_status(run_dir: Path, status: str, **extra: Any) -> None:
     """Rewrite run.json with `status` (first, where a reader looks) and any `extra` keys."""
     assert status in RUN_STATUSES, status

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..progress import open_display
 from ..results import load_predictions
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import discard_run_dir, new_run_dir, read_json, write_json
+from ..store import discarded_unless_a_cell_finished, new_run_dir, read_json, write_json
 from ..suites import Suite
 from .borrowed_finetune import BorrowedFinetune
 from .forgetting_figures import Cell, ForgettingResult, forgetting_result
@@ -154,15 +154,11 @@ def run_forgetting(name: str, opts: RunOptions, console: Console, *,
     started = time.time()
     plan = plan_forgetting(name, opts, control_limit=control_limit)
     out = new_run_dir(opts.results, plan.run.suite.spec.name, prefix=DIR_PREFIX)
-    try:
+    with discarded_unless_a_cell_finished(out):
         cells, loader = run_cells(plan, opts, out, console)
         result = forgetting_result(plan, cells, _provenance(plan, opts, started, loader), n_boot=opts.n_boot)
         write_forgetting_report(out, result)
         write_json(out / RECORD_FILE, result.model_dump(mode="json"))  # last: the directory's end marker
-    except BaseException:
-        if not any(out.rglob("*.jsonl")):  # no cell finished: leave nothing that could pass for a result
-            discard_run_dir(out)
-        raise
     return out, result
 
 

@@ -33,7 +33,7 @@ from ..predictions import Prediction
 from ..progress import Display, open_display
 from ..results import load_predictions
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import code_fingerprint, discard_run_dir, git_sha, new_run_dir, write_json
+from ..store import code_fingerprint, discarded_unless_a_cell_finished, git_sha, new_run_dir, write_json
 from ..suites import Suite
 from .reindex import ReindexCost, reindex_cost
 from .update_figures import ExperimentResult, experiment_result
@@ -255,7 +255,7 @@ def run_knowledge_update(name: str, opts: RunOptions, console: Console, *,
     started = time.time()
     plan = plan_update(name, opts, stale_only=stale_only)
     out = new_experiment_dir(opts.results, plan.run.suite.spec.name)
-    try:
+    with discarded_unless_a_cell_finished(out):
         with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
             loader = ModelLoader(plan.run, opts, display.timed)
             worlds = make_worlds(plan, opts, loader, display)
@@ -266,10 +266,6 @@ def run_knowledge_update(name: str, opts: RunOptions, console: Console, *,
         write_update_report(out, result)
         # the record last: it is the directory's end marker (`bench ls --runs` lists one without it as unfinished)
         write_json(out / "knowledge_update.json", dataclasses.asdict(result))
-    except BaseException:
-        if not any(out.rglob("*.jsonl")):  # no cell finished: leave nothing that could pass for a result
-            discard_run_dir(out)
-        raise
     return out, result
 
 

@@ -27,7 +27,7 @@ from ..data import Example
 from ..errors import ConfigError
 from ..progress import Display, open_display
 from ..runner import ModelLoader, Plan, RunOptions, plan_run
-from ..store import discard_run_dir, new_run_dir, read_json, write_json
+from ..store import discarded_unless_a_cell_finished, new_run_dir, read_json, write_json
 from ..suites import Suite, Task
 from .cells import CellRef, TaskInfo, applies, parse_int_list, run_group, task_info
 from .curve_figures import CurveRecord, CurveResult, Skipped, curve_result
@@ -157,7 +157,7 @@ def run_learning_curve(name: str, opts: RunOptions, console: Console,
     started = time.time()
     plan = plan_curve(name, opts, sizes)
     out = new_run_dir(opts.results, plan.run.suite.spec.name, prefix=PREFIX)
-    try:
+    with discarded_unless_a_cell_finished(out):
         with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
             loader = ModelLoader(plan.run, opts, display.timed)
             cells, infos = _run_groups(plan, opts, loader, display, out)
@@ -165,10 +165,6 @@ def run_learning_curve(name: str, opts: RunOptions, console: Console,
                              plan.learners, tuple(a for a in plan.arms if a not in plan.learners), plan.skipped,
                              tuple(cells))
         result = write_outputs(out, record, n_boot=opts.n_boot)
-    except BaseException:
-        if not any(out.rglob("*.jsonl")):  # no cell finished: leave nothing that could pass for a result
-            discard_run_dir(out)
-        raise
     return out, result
 
 

@@ -30,7 +30,7 @@ from ..arms import Arm, ArmContext, run_order, suite_context
 from ..errors import ConfigError
 from ..progress import Display, open_display
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import discard_run_dir, new_run_dir, read_json, write_json
+from ..store import discarded_unless_a_cell_finished, new_run_dir, read_json, write_json
 from ..suites import Suite, Task
 from .borrowed_finetune import borrowed_arms, same_name_in
 from .provenance import experiment_provenance
@@ -180,7 +180,7 @@ def run_prompt_sensitivity(name: str, opts: RunOptions, console: Console) -> tup
     started = time.time()
     plan = plan_sensitivity(name, opts)
     out = new_run_dir(opts.results, plan.run.suite.spec.name, prefix=DIR_PREFIX)
-    try:
+    with discarded_unless_a_cell_finished(out):
         with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
             loader = ModelLoader(plan.run, opts, display.timed)
             cells = [c for w in make_wordings(plan, opts, loader, display)
@@ -189,10 +189,6 @@ def run_prompt_sensitivity(name: str, opts: RunOptions, console: Console) -> tup
         result = sensitivity_result(plan.run, plan.tasks, plan.wordings, cells, provenance)
         write_sensitivity_report(out, result)
         write_json(out / RECORD_FILE, result.model_dump(mode="json"))  # last: the directory's end marker
-    except BaseException:
-        if not any(out.rglob("*.jsonl")):  # no cell finished: leave nothing that could pass for a result
-            discard_run_dir(out)
-        raise
     return out, result
 
 

@@ -23,7 +23,7 @@ from ..config import unknown_name
 from ..errors import ConfigError
 from ..progress import Display, open_display
 from ..runner import ModelLoader, Plan, RunOptions, plan_run
-from ..store import discard_run_dir, new_run_dir, read_json, write_json
+from ..store import discarded_unless_a_cell_finished, new_run_dir, read_json, write_json
 from .cells import CellRef, TaskInfo, applies, parse_int_list, run_group, task_info
 from .provenance import experiment_provenance
 from .seed_figures import FIXED, SeedRecord, SeedResult, seed_result
@@ -106,16 +106,12 @@ def run_seed_spread(name: str, opts: RunOptions, console: Console, *, seeds: tup
     started = time.time()
     plan = plan_spread(name, opts, seeds, variants)
     out = new_run_dir(opts.results, plan.run.suite.spec.name, prefix=PREFIX)
-    try:
+    with discarded_unless_a_cell_finished(out):
         with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
             loader = ModelLoader(plan.run, opts, display.timed)
             cells, infos = _run_groups(plan, opts, loader, display, out)
         record = SeedRecord(_provenance(plan, opts, started, loader), infos, plan.seeds, plan.seeded, tuple(cells))
         result = write_outputs(out, record, n_boot=opts.n_boot)
-    except BaseException:
-        if not any(out.rglob("*.jsonl")):  # no cell finished: leave nothing that could pass for a result
-            discard_run_dir(out)
-        raise
     return out, result
 
 

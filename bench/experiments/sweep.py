@@ -32,7 +32,7 @@ from ..errors import ConfigError, TrainingError
 from ..progress import Display, open_display
 from ..records import shown_path
 from ..runner import CellRunner, ModelLoader, Plan, RunOptions, plan_run
-from ..store import discard_run_dir, new_run_dir, write_json
+from ..store import discarded_unless_a_cell_finished, new_run_dir, write_json
 from ..suites import Suite
 from ..yaml_problems import Problem, yaml_line
 from .provenance import experiment_provenance
@@ -215,17 +215,13 @@ def run_sweep(name: str, opts: RunOptions, console: Console) -> tuple[Path, Swee
     started = time.time()
     plan = plan_sweep(name, opts)
     out = new_run_dir(opts.results, plan.run.suite.spec.name, prefix="sweep-")
-    try:
+    with discarded_unless_a_cell_finished(out):
         with open_display(console) as display:  # rich bars on a terminal, timed lines in a log
             loader = ModelLoader(plan.run, opts, display.timed)
             variants = tuple(run_variant(plan, v, opts, loader, display, out) for v in plan.variants)
         result = SweepResult(provenance=_provenance(plan, opts, started, loader), variants=variants)
         write_sweep_report(out, result)
         write_json(out / RECORD_FILE, result.to_json())  # last: it marks the directory finished
-    except BaseException:
-        if not any(out.rglob("*.jsonl")):  # no cell finished: leave nothing that could pass for a result
-            discard_run_dir(out)
-        raise
     return out, result
 
 
