@@ -216,17 +216,21 @@ ARM_DEFAULTS = dict(method="lora", rank=16, alpha=32, dropout=0.05, learning_rat
 
 def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: int | None = None,
                test: int | None = None, epochs: int = 2, scoring: str = "sum", seed: int = 0, log=print,
-               arm_overrides: dict[str, Any] | None = None,
+               arm_overrides: dict[str, Any] | None = None, training_seed: int | None = None,
                tasks: Sequence[str] = ("imbalanced", "clause_type")) -> list[dict[str, Any]]:
     """The arm (its defaults, with ARM_DEFAULTS' hyperparameters) and the reference loop on the
     imbalanced task and on clause_type: per task, one row per (trainer, scoring); `scoring` 'all'
-    reports every label scoring of SCORINGS from the same trained models."""
+    reports every label scoring of SCORINGS from the same trained models. `training_seed` seeds
+    both trainers' randomness (adapter init, order, dropout) in place of `seed`, which still draws
+    the subsamples: the same examples, another training run."""
     rows = []
     for name in tasks:
         base = imbalanced_clause_task(suite, seed) if name == "imbalanced" else suite.tasks[name]
         task = subsample(base, {"train": train, "validation": validation, "test": test}, seed)
         test_rows, major = task.split("test"), majority_label(task)
         kw = {**ARM_DEFAULTS, "epochs": epochs, **(arm_overrides or {})}
+        if training_seed is not None:
+            kw["training_seed"] = training_seed
         start = time.perf_counter()
         model, costs = arm_train(lm, suite, task, kw, seed, log)
         arm_s = time.perf_counter() - start
@@ -235,7 +239,8 @@ def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: i
         start = time.perf_counter()
         ref = reference_train(lm, task.spec, task.split("train"), rank=kw["rank"], alpha=kw["alpha"],
                               dropout=kw["dropout"], learning_rate=kw["learning_rate"], batch_size=kw["batch_size"],
-                              epochs=epochs, max_length=kw["max_length"], seed=seed)
+                              epochs=epochs, max_length=kw["max_length"],
+                              seed=seed if training_seed is None else training_seed)
         ref_s = time.perf_counter() - start
         ref_preds = classify(ref.model, lm.tokenizer, task, test_rows, device=lm.device)
         sizes = f"{len(task.split('train'))}/{len(task.split('validation'))}/{len(test_rows)}"
@@ -322,6 +327,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="only this task: imbalanced or a suite task (default: parity on "
                                              "both imbalanced and clause_type; --changes on imbalanced)")
     p.add_argument("--learning-rate", type=float, default=None, help="for both trainers (default: 3e-4)")
+    p.add_argument("--training-seed", type=int, default=None,
+                   help="seed both trainers' randomness with this instead of the suite seed (the subsamples stay "
+                        "the suite seed's): the same examples, another training run")
     p.add_argument("--reuse-trained", action="store_true",
                    help="--changes: take a row's model from the adapter cache where an earlier run trained the same "
                         "key (e.g. the defaults row of a parity run) instead of training it again")
@@ -340,13 +348,17 @@ def run(args: argparse.Namespace) -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = load_model(args.model or suite.spec.model, device=device)
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
+    overrides = {"learning_rate": args.learning_rate} if args.learning_rate else {}
+    if args.training_seed is not None and args.changes is not None:
+        overrides["training_seed"] = args.training_seed  # every row of the single-change table
     common = {"epochs": args.epochs, "scoring": args.scoring, "seed": suite.spec.seed,
-              "arm_overrides": {"learning_rate": args.learning_rate} if args.learning_rate else None, **sizes}
+              "arm_overrides": overrides or None, **sizes}
     if args.changes is not None:
         rows = run_changes(lm, suite, args.changes, task_name=args.task or "imbalanced", reuse=args.reuse_trained,
                            **common)
     else:
-        rows = run_parity(lm, suite, tasks=[args.task] if args.task else ("imbalanced", "clause_type"), **common)
+        rows = run_parity(lm, suite, tasks=[args.task] if args.task else ("imbalanced", "clause_type"),
+                          training_seed=args.training_seed, **common)
     print(markdown(rows))
 
 

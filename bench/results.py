@@ -145,6 +145,8 @@ class Cell:
     """Prompt tokens over all predictions."""
     reported: dict[str, Any]
     """What the arm reported (`costs` in run.json): scalars, and loss curves for fine-tunes."""
+    output_tokens: int = 0
+    """Generated tokens over all predictions (0 where labels were scored, not generated)."""
 
     def costs(self) -> ArmCosts:
         """Per-query latency and prompt tokens, plus the scalar costs the arm reported."""
@@ -376,4 +378,4 @@ def _task(name: str, t: dict[str, Any]) -> TaskResults:
 def _cell(c: dict[str, Any]) -> Cell:
     return Cell(arm=c["arm"], task=c["task"], n=c["n"], cached=c["cached"], predicted_at=c["predicted_at"],
                 predict_s=c["predict_s"], mean_latency_s=c["mean_latency_s"], prompt_tokens=c["prompt_tokens"],
-                reported=c.get("costs") or {})
+                reported=c.get("costs") or {}, output_tokens=c.get("output_tokens") or 0)

