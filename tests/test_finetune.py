@@ -143,7 +143,7 @@ def test_early_stopping_triggers_when_validation_gets_worse(env, tiny):
     # A rate high enough that validation loss rises within a few evaluations whatever the tiny
     # model's random init (which moves with the transformers version: at 3e-3 the loss of
     # transformers 5.24's init still fell after 30 epochs, and nothing stopped early).
-    arm = arm_for(spec(epochs=30, patience=1, evals_per_epoch=2, learning_rate=3e-2))
+    arm = arm_for(spec(epochs=30, patience=1, evals_per_epoch=2, learning_rate=3e-2, select_on="loss"))
     arm.trained_model(make_ctx(suite, tiny), task)
     c = trained_costs(arm)
     assert c["stopped_early"] and c["steps"] < c["max_steps"]

@@ -8,6 +8,7 @@ import torch
 from bench.perf import body_params, flops_per_token, synthetic_vectors
 from bench.perf.__main__ import SUBCOMMANDS, build_parser
 from bench.perf.train import VARIANTS, base_config, naive_batch, pad_rows, variant_config
+from bench.results import Cell
 
 
 class _TinyLM(torch.nn.Module):
@@ -62,10 +63,13 @@ def test_variant_configs_change_only_what_the_variant_names():
 
 
 def test_command_line_defaults():
-    assert list(SUBCOMMANDS) == ["prompt", "train", "rag", "retrieval", "faiss-scale", "parity", "engines", "bound"]
+    assert list(SUBCOMMANDS) == ["prompt", "generation", "train", "rag", "retrieval", "faiss-scale", "parity",
+                                 "engines", "bound"]
     parse = build_parser().parse_args
     assert vars(parse(["prompt"])) == {"what": "prompt", "suite": "legal", "task": "clause_type", "n": 64,
                                        "naive_n": 16, "batch_size": 16}
+    assert vars(parse(["generation"])) == {"what": "generation", "suite": "legal", "task": "tenancy_qa",
+                                           "variant": "rag-k3", "split": "validation", "n": 32, "batch_size": 16}
     train = vars(parse(["train"]))
     assert train == {"what": "train", "suite": "legal", "task": "clause_type", "model": None, "device": None,
                      "steps": 6, "batch_size": 8, "max_length": 256, "naive_length": 128, "learning_rate": 2e-4,
@@ -76,9 +80,7 @@ def test_command_line_defaults():
 
 
 def _cell(arm: str, task: str, *, prompt: int, generated: int = 0, n: int = 10, cached: bool = False,
-          **reported) -> "Cell":
-    from bench.results import Cell
-
+          **reported) -> Cell:
     return Cell(arm, task, n, cached, "2026-11-28T00:00:00Z", 50.0, 5.0, prompt, reported, output_tokens=generated)
 
 
@@ -99,15 +101,25 @@ def test_the_bound_counts_generation_and_each_trained_model_once():
     assert work[3].training_flops == 6 * 100 * 300                    # every weight's gradient too
 
 
-def test_the_bound_leaves_out_label_scoring_and_cached_cells():
+def test_the_bound_takes_the_longest_possible_shared_prefix_off_label_scoring():
+    from bench.perf.bound import ModelShape, label_scoring_tokens, run_work
+
+    # prompts of 30, 50 and 40 tokens can share at most 29: one prompt whole, the others past 29
+    assert label_scoring_tokens([30, 50, 40]) == 30 + (50 - 29) + (40 - 29)
+    assert label_scoring_tokens([]) == 0
+    work = run_work([_cell("zero-shot", "cls", prompt=120, n=3)], ModelShape(100, 7), lambda cell: [30, 50, 40])
+    assert work[0].flops == 2 * 100 * 62 and "at least 62 of 120" in work[0].counted
+
+
+def test_the_bound_leaves_out_cached_cells():
     from bench.perf.bound import ModelShape, run_work
 
-    work = run_work([_cell("zero-shot", "cls", prompt=5000),
-                     _cell("rag", "qa", prompt=5000, generated=40, cached=True),
+    asked = []
+    work = run_work([_cell("rag", "qa", prompt=5000, generated=40, cached=True),
                      _cell("lora", "cls", prompt=5000, cached=True, artifact="x", train_tokens=900)],
-                    ModelShape(100, 7))
-    assert [w.flops for w in work] == [0.0, 0.0, 0.0]
-    assert "not counted" in work[0].counted and "cached" in work[1].counted
+                    ModelShape(100, 7), lambda cell: asked.append(cell) or [10, 10])
+    assert [w.flops for w in work] == [0.0, 0.0] and not asked
+    assert all("cached" in w.counted for w in work)
 
 
 def test_the_model_shape_is_counted_without_weights():

@@ -2,7 +2,8 @@
 
 A fine-tune variant may declare `sweep:` (bench.config.Sweep): settings and the values to try, a grid
 or a seeded random draw of its combinations, and the metric that chooses. Each trial is the variant
-with one combination, a spec of its own, so it is trained, early-stopped on validation and cached
+with one combination, a spec of its own, so it is trained (and early-stopped on validation where the
+variant selects on `loss` or `metric`; the default `last` keeps each trial's final weights) and cached
 like any variant (the trial with the declared values is the very model `bench run` trains).
 
 Selection never sees test data, by construction rather than by care: every trial runs as the

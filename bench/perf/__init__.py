@@ -2,6 +2,8 @@
 
     python -m bench.perf prompt [--suite legal] [--task clause_type] [--n 64]
 
+    python -m bench.perf generation [--suite legal] [--task tenancy_qa] [--variant rag-k3] [--n 32]
+
     python -m bench.perf train [--suite legal] [--task clause_type] [--steps 6] [--batch-size 8]
                                [--with-bf16] [--hf-baseline] [--with-full] [--model random:qwen2.5-0.5b --device cuda]
 
@@ -20,6 +22,7 @@ One module per benchmark, each with `add_arguments(parser)` and `run(args) -> di
     common.py   matmul peak, FLOPs-per-token accounting, synthetic vectors, latency percentiles,
                 peak memory, a fresh cache: shared by the benchmarks
     prompt.py   prompt arm: batched label scoring against a naive batch-1 `generate` loop
+    generation.py  batched greedy generation against HF `generate` at batch 1, on a rag variant's prompts
     train.py    fine-tuning arm: Trainer-path LoRA/full training against naive and HF Trainer baselines
     rag.py      retrieval arm: embedding throughput, bf16 agreement, FAISS build/latency/recall
     retrieval.py  recall@k/MRR with CIs and costs per task x retriever, through the rag arm

@@ -1,4 +1,4 @@
-"""`python -m bench.perf prompt|train|rag|retrieval|faiss-scale|parity|engines|bound`: one subcommand per benchmark module.
+"""`python -m bench.perf SUBCOMMAND`: one subcommand per benchmark module (prompt, train, rag, ...).
 
 A subcommand is a module with a docstring (its first line, a one-line summary, is the
 subcommand's help), `add_arguments(parser)` and `run(args) -> dict | None`: a dict is printed as
@@ -18,10 +18,11 @@ from types import ModuleType
 from .. import parity
 from ..config import SuiteError
 from ..errors import BenchError
-from . import bound, engines, faiss_scale, prompt, rag, retrieval, train
+from . import bound, engines, faiss_scale, generation, prompt, rag, retrieval, train
 
 SUBCOMMANDS: dict[str, ModuleType] = {
     "prompt": prompt,
+    "generation": generation,
     "train": train,
     "rag": rag,
     "retrieval": retrieval,

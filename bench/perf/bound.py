@@ -11,9 +11,11 @@ machine or a cheaper number format. What is counted, per cell:
 - generation (QA, summaries): every prompt token and every generated token but the last of each
   answer through the model's body (2 x N FLOPs each, N = its matmul parameters without the
   embedding and the output head), plus the output head once per generated token;
-- label scoring (classification): nothing. Its prompts share a prefix that the scorer computes
-  once, and run.json does not record how long it is, so any count would be a guess; leaving these
-  cells out keeps the bound a bound;
+- label scoring (classification): the prompts' tokens less the prefix they share, which the scorer
+  computes once. How long that prefix is, run.json does not say; it cannot be longer than the
+  shortest prompt less one token (each prompt feeds at least its last token), so the count takes
+  that longest possible prefix off every prompt but one (the stored predictions give each
+  prompt's length). The label tokens scored after each prompt are left out;
 - training (fine-tunes): 4 x N per trained token (the forward pass and the gradient with respect
   to the activations; the frozen base needs no weight gradient; a full fine-tune 6 x N), once per
   trained model, on the first cell that used it. Validation passes, attention and the LoRA
@@ -27,11 +29,12 @@ from a cache are listed but their work is not counted (it was done another time)
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..results import Cell, load_run
+from ..results import Cell, load_predictions, load_run
 from .common import matmul_peak
 
 PEAK_SIZES = (1024, 2048, 3072)
@@ -65,9 +68,20 @@ class CellWork:
         return self.inference_flops + self.training_flops
 
 
-def cell_work(cell: Cell, shape: ModelShape, trained_already: set[str]) -> CellWork:
+def label_scoring_tokens(prompt_lengths: Sequence[int]) -> int:
+    """Prompt tokens a shared-prefix scorer must compute at the least: every prompt's tokens, less
+    the longest prefix they could share (the shortest prompt but its last token) on all but one."""
+    if not prompt_lengths:
+        return 0
+    longest_shared = max(0, min(prompt_lengths) - 1)
+    return sum(prompt_lengths) - (len(prompt_lengths) - 1) * longest_shared
+
+
+def cell_work(cell: Cell, shape: ModelShape, trained_already: set[str],
+              prompt_lengths: Sequence[int] = ()) -> CellWork:
     """The unavoidable FLOPs of one cell; `trained_already` holds the trained models counted so far
-    (this cell's is added), so a model used by several cells is counted once."""
+    (this cell's is added), so a model used by several cells is counted once. `prompt_lengths`:
+    each prediction's prompt tokens, which a label-scoring cell's count needs."""
     if cell.cached:
         return CellWork(cell.arm, cell.task, cell.predict_s, 0.0, 0.0, "cached: not counted")
     generated = cell.output_tokens
@@ -76,7 +90,9 @@ def cell_work(cell: Cell, shape: ModelShape, trained_already: set[str]) -> CellW
         inference = 2.0 * shape.body_params * body_tokens + 2.0 * shape.head_params * generated
         counted = f"{body_tokens:,} tokens through the body, {generated:,} through the head"
     else:
-        inference, counted = 0.0, "label scoring: not counted"
+        body_tokens = label_scoring_tokens(prompt_lengths)
+        inference = 2.0 * shape.body_params * body_tokens
+        counted = f"label scoring: at least {body_tokens:,} of {cell.prompt_tokens:,} prompt tokens"
     training = 0.0
     artifact, tokens = cell.reported.get("artifact"), cell.reported.get("train_tokens")
     if isinstance(tokens, (int, float)) and tokens > 0 and artifact not in trained_already:
@@ -88,9 +104,10 @@ def cell_work(cell: Cell, shape: ModelShape, trained_already: set[str]) -> CellW
     return CellWork(cell.arm, cell.task, cell.predict_s, inference, training, counted)
 
 
-def run_work(cells: list[Cell], shape: ModelShape) -> list[CellWork]:
+def run_work(cells: list[Cell], shape: ModelShape,
+             prompt_lengths: Callable[[Cell], Sequence[int]] = lambda cell: ()) -> list[CellWork]:
     trained: set[str] = set()
-    return [cell_work(c, shape, trained) for c in cells]
+    return [cell_work(c, shape, trained, () if c.output_tokens or c.cached else prompt_lengths(c)) for c in cells]
 
 
 def model_shape(spec: str) -> ModelShape:
@@ -130,6 +147,9 @@ def table(work: list[CellWork], peak: float, wall_s: float, model_load_s: float 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a run directory (results/SUITE/RUN_ID), best a cold run")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per matmul size when measuring the peak")
+    parser.add_argument("--peak-gflops", type=float, default=None,
+                        help="use this matmul peak (GFLOP/s, measured earlier on an idle machine) instead of measuring "
+                             "it now, when other work shares the machine")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -138,12 +158,21 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     results = load_run(args.run_dir)
     shape = model_shape(results.model_spec)
     dtype = results.dtype if results.dtype in ("float32", "bfloat16", "float16") else "float32"
-    peaks = {size: matmul_peak(dtype, size=size, seconds=args.seconds) for size in PEAK_SIZES}
+    if args.peak_gflops:
+        peaks = {0: args.peak_gflops * 1e9}
+    else:
+        peaks = {size: matmul_peak(dtype, size=size, seconds=args.seconds) for size in PEAK_SIZES}
     peak = max(peaks.values())
-    work = run_work(results.cells, shape)
+    def prompt_lengths(cell: Cell) -> list[int]:
+        return [p.prediction.prompt_tokens for p in load_predictions(args.run_dir, cell.arm, cell.task)]
+
+    work = run_work(results.cells, shape, prompt_lengths)
     print(f"run {args.run_dir} ({results.model_spec}, {dtype}, {results.device}); torch threads "
           f"{torch.get_num_threads()}; N = {shape.body_params:,} body + {shape.head_params:,} head parameters")
-    print("matmul peak " + ", ".join(f"{s}^3 {p / 1e9:.1f}" for s, p in peaks.items()) + f" GFLOP/s: "
-          f"{peak / 1e9:.1f} used\n")
+    measured = ", ".join(f"{s}^3 {p / 1e9:.1f}" for s, p in peaks.items()) if not args.peak_gflops else "given"
+    print(f"matmul peak ({measured}): {peak / 1e9:.1f} GFLOP/s used\n")
+    n = shape.body_params
+    print(f"ceilings at that peak: prompt tokens {peak / (2 * n):,.0f}/s (2N each), LoRA training "
+          f"{peak / (4 * n):,.0f} real tokens/s (4N), full fine-tuning {peak / (6 * n):,.0f} (6N)\n")
     print(table(work, peak, results.wall_s, results.model_load_s))
     return None

@@ -5,10 +5,11 @@ The prompt is exactly the one every arm uses (`render_prompt`, zero-shot), so th
 arm differs from the prompt arm only by its weights. Prompt and answer are tokenised apart, the
 same way the label scorer tokenises them at prediction time.
 
-The collator RIGHT-pads each (length-grouped) batch (left padding gave NaN gradients in CUDA's
+The collator RIGHT-pads each batch (left padding gave NaN gradients in CUDA's
 SDPA backward; see `RightPadCollator`) and passes `logits_to_keep`, starting just before the
-batch's earliest answer token: answers sit at the ends of rows of similar length, so the model
-computes output logits (49k-wide for SmolLM2) only in that window instead of at every position.
+batch's earliest answer token, so the model computes output logits (49k-wide for SmolLM2) only
+in that window instead of at every position: a few tokens wide in length-grouped batches, wider in
+random ones (a short row's answer starts where a long row's input is still running).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def split_validation(train: list[Example], validation: list[Example], seed: int,
 
 
 class ListDataset:
-    """A list of encoded rows; `len(row['input_ids'])` drives the length-grouped sampler."""
+    """A list of encoded rows; `len(row['input_ids'])` drives the sampler of `batch_order: length_grouped`."""
 
     def __init__(self, rows: list[dict[str, Any]]):
         self.rows = rows

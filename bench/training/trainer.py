@@ -1,8 +1,11 @@
-"""Train a causal LM with transformers' Trainer (and PEFT for LoRA): early stopping on
-validation, best checkpoint restored, resume after an interruption, OOM fallback.
+"""Train a causal LM with transformers' Trainer (and PEFT for LoRA): validation evaluated and
+logged (early stopping and the best checkpoint with `select_on: loss|metric`), resume after an
+interruption, OOM fallback. By default it trains as a plain loop would (constant rate, random
+order, no clipping, final weights): issue 18's measurements, DESIGN.md.
 
 Why Trainer rather than a hand-written loop: the arm's speed comes from what is fed to the model
-(length-grouped, right-padded batches with logits only at answer positions, see sft.py), not from
+(right-padded batches, length-grouped on request, with logits only from the batch's first answer
+position on, see sft.py), not from
 the loop around it, and Trainer brings DDP / `accelerate launch` / torchrun, checkpoint + resume,
 gradient accumulation with correct token-count normalisation, warm-up and decay for free. The
 benchmark (`python -m bench.perf train`) measures the Trainer path against a naive loop.
@@ -312,7 +315,7 @@ SAMPLERS = {"random": "random", "length_grouped": "group_by_length"}
 def _arguments(cfg: TrainConfig, out_dir: Path, device: str, batching: Batching, n_train: int, has_val: bool,
                select: str | None):
     """transformers' TrainingArguments for one run: evaluation and checkpoints `evals_per_epoch`
-    times an epoch, length-grouped batches, real-token counting, bf16 autocast on CUDA."""
+    times an epoch, batches in `batch_order`, real-token counting, bf16 autocast on CUDA."""
     import torch
     from transformers import TrainingArguments
 
