@@ -299,7 +299,7 @@ class FinetuneArm(Strict):
                                 "decay halves the average rate of a short run)")
     batch_order: Literal["random", "length_grouped"] = Field(
         "random", description="training batches of random examples, or of examples of similar length (less "
-                                      "padding, faster; batches of one class where length goes with the label)")
+                              "padding, faster; batches of one class where length goes with the label)")
     max_grad_norm: float = Field(0.0, ge=0, description="gradient clipping norm (0: no clipping)")
     holdout: float = Field(
         0.15, ge=0, lt=1, description="share of train held out for validation when the task has no validation "
@@ -326,7 +326,8 @@ class FinetuneArm(Strict):
     select_on: Literal["loss", "metric", "last"] = Field(
         "last", description="early stopping and best checkpoint by validation loss, or by the task metric "
                             "(classification; the metric is logged either way), or 'last': every epoch is "
-                            "trained and the final weights kept (validation is still evaluated and logged)")
+                            "trained and the final weights kept (validation is still evaluated and logged; "
+                            "a lowest-loss checkpoint can be one that answers the majority label everywhere)")
     metric_limit: int = Field(
         64, ge=1, description="validation examples (a seeded sample) scored for the task metric at each evaluation")
     train_limit: int | None = Field(

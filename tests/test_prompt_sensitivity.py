@@ -209,3 +209,17 @@ def test_a_spread_wider_than_the_gap_is_said_and_a_narrow_one_is_not():
     (c,) = task_sensitivity("t", "accuracy", ["i", "p1", "p2", "p3"], [steady, far], n=50).comparisons
     assert not c.within_spread and c.other_not_behind == 0
     assert "no less than either arm's spread" in c.verdict
+
+
+def test_a_task_with_one_arm_gets_a_sentence_not_an_empty_comparison_table():
+    from bench.experiments.sensitivity_figures import SensitivityResult
+    from bench.experiments.sensitivity_report import ONE_ARM, html_report, markdown_report
+
+    alone = arm_spread("zero-shot", "prompt", cells("zero-shot", [0.30, 0.31, 0.29]), "accuracy")
+    task = task_sensitivity("t", "accuracy", ["i", "p1", "p2"], [alone], n=50)
+    assert task.comparisons == []
+    result = SensitivityResult(provenance={"suite": "s", "model": "m", "device": "cpu", "dtype": "float32",
+                                           "seed": 0, "test_limit": 16}, tasks=[task], cells=[])
+    md = markdown_report("run", result)
+    assert ONE_ARM in md and "against each arm" not in md
+    assert "against each arm" not in html_report("run", result, {"t": b"png"})

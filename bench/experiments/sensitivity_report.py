@@ -15,6 +15,8 @@ from ..store import atomic_write_bytes, atomic_write_text
 from ..tables import Row, Table
 from .sensitivity_figures import SensitivityResult, TaskSensitivity
 
+ONE_ARM = "One arm variant ran on this task: there is no gap between arms to set against the spread."
+
 
 def scores_table(t: TaskSensitivity) -> Table:
     """Per arm variant: the score under the suite's instruction (with its CI) and, beside it, the
@@ -111,9 +113,13 @@ def markdown_report(name: str, result: SensitivityResult) -> str:
     for t in result.tasks:
         comparisons = comparisons_table(t)
         lines += ["", f"## {t.task}", "", *markdown_table(scores_table(t)), "",
-                  f"![prompt sensitivity, {t.task}](plots/{plot_name(t.task)})", "", f"### {comparisons.title}", "",
-                  *markdown_table(comparisons), "", *[f"- {v}" for v in comparisons.notes], "",
-                  f"### {t.task}: the wordings", "", *markdown_table(wordings_table(t))]
+                  f"![prompt sensitivity, {t.task}](plots/{plot_name(t.task)})", ""]
+        if t.comparisons:
+            lines += [f"### {comparisons.title}", "", *markdown_table(comparisons), "",
+                      *[f"- {v}" for v in comparisons.notes], ""]
+        else:
+            lines += [ONE_ARM, ""]
+        lines += [f"### {t.task}: the wordings", "", *markdown_table(wordings_table(t))]
     lines += ["", "## Provenance", "", *markdown_table(provenance_table(result)), ""]
     return "\n".join(lines)
 
@@ -123,14 +129,19 @@ def html_report(name: str, result: SensitivityResult, pngs: dict[str, bytes]) ->
                 f'<p class="meta">{escape(name)}. {escape(intro(result))}</p>']
     for t in result.tasks:
         comparisons = comparisons_table(t)
-        sections += [f"<h2>{escape(t.task)}</h2>", html_table(scores_table(t)), img(pngs[t.task],
-                     f"prompt sensitivity, {t.task}"), f"<h3>{escape(comparisons.title)}</h3>",
-                     html_table(comparisons), "<ul>" + "".join(f"<li>{escape(v)}</li>" for v in comparisons.notes)
-                     + "</ul>", f"<h3>{escape(t.task)}: the wordings</h3>", html_table(wordings_table(t))]
+        sections += [f"<h2>{escape(t.task)}</h2>", html_table(scores_table(t)),
+                     img(pngs[t.task], f"prompt sensitivity, {t.task}")]
+        if t.comparisons:
+            sections += [f"<h3>{escape(comparisons.title)}</h3>", html_table(comparisons),
+                         "<ul>" + "".join(f"<li>{escape(v)}</li>" for v in comparisons.notes) + "</ul>"]
+        else:
+            sections += [f"<p>{escape(ONE_ARM)}</p>"]
+        sections += [f"<h3>{escape(t.task)}: the wordings</h3>", html_table(wordings_table(t))]
     sections += ["<h2>Provenance</h2>", html_table(provenance_table(result))]
     return page(f"{result.provenance['suite']} prompt sensitivity {name}", sections)
 
 
 def terminal_tables(result: SensitivityResult) -> list:
     """Each task's scores and comparisons, for the terminal (rich tables; verdicts as captions)."""
-    return [rich_table(table) for t in result.tasks for table in (scores_table(t), comparisons_table(t))]
+    return [rich_table(table) for t in result.tasks
+            for table in (scores_table(t), *([comparisons_table(t)] if t.comparisons else []))]
