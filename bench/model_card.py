@@ -187,6 +187,8 @@ def _results(f: CardFacts) -> str:
 
 
 def _standing(r: TaskResult) -> str:
+    from .stats import p_phrase  # here, not at the top: `bench export --help` must not import numpy
+
     d = r.decision
     assert d is not None
     test = d.vs_best(r.variant)
@@ -194,7 +196,7 @@ def _standing(r: TaskResult) -> str:
         where = f"{_code(r.variant)} is the best arm on {d.primary}."
     elif test:
         where = (f"Best arm: {_code(d.best)}; {_code(r.variant)} differs from it by {test.difference:+.3f} "
-                 f"[{test.low:+.3f}, {test.high:+.3f}] {d.primary} ({test.test}, Holm p = {test.p_holm:.3g}).")
+                 f"[{test.low:+.3f}, {test.high:+.3f}] {d.primary} ({test.test}, {p_phrase(test.p_holm, 'Holm p')}).")
     else:
         where = f"Best arm: {_code(d.best)}."
     return f"{where}\n\nVerdict: {_md(d.verdict)}"

@@ -104,6 +104,18 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> float:
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
+def format_p(p: float) -> str:
+    """A p-value as the reports print it: '< 0.001' below 0.001 (a resampled p of 0 only says that no
+    resample reached the observed difference: below 1 / resamples, never zero), else three digits."""
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def p_phrase(p: float, name: str = "p") -> str:
+    """'p < 0.001' or 'p = 0.0498', for a sentence (`format_p` is for a table cell)."""
+    text = format_p(p)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values (family-wise error control, less conservative than Bonferroni)."""
     m = len(p_values)

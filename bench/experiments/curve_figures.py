@@ -16,7 +16,7 @@ from typing import Any
 
 from ..decision import ALPHA
 from ..predictions import ScoredPrediction
-from ..stats import Estimate, holm
+from ..stats import Estimate, holm, p_phrase
 from .cells import CellRef, TaskInfo, estimate
 from .paired import paired_test
 
@@ -110,7 +110,7 @@ class PairCurve:
         t = next(t for t in self.tests if t.size == size)
         diff = t.difference if winner == self.a else -t.difference
         return (f"{winner} beats {loser} from {size} train examples ({self.metric} {diff:+.3f}, "
-                f"Holm-corrected p = {t.p_holm:.3g})")
+                f"{p_phrase(t.p_holm, 'Holm-corrected p')})")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from ..plots import PALETTE, _plt, _png
 from ..render_html import html_table, img, page
 from ..render_markdown import markdown_table
 from ..render_terminal import rich_table
+from ..stats import p_phrase
 from ..store import atomic_write_bytes, atomic_write_text
 from ..tables import Row, Table, fmt
 from .curve_figures import CurveResult, PairCurve, Point
@@ -40,7 +41,7 @@ def pairs_table(result: CurveResult, task: str) -> Table:
     """Per pair: the smallest size at which each beats the other, and the test at every size."""
     rows = []
     for pair in (p for p in result.pairs if p.task == task):
-        tests = "; ".join(f"{_label(result, task, t.size)}: {t.difference:+.3f} (p_holm {t.p_holm:.3g})"
+        tests = "; ".join(f"{_label(result, task, t.size)}: {t.difference:+.3f} ({p_phrase(t.p_holm, 'p_holm')})"
                           for t in pair.tests)
         rows.append(Row([f"{pair.a} vs {pair.b}", _won(result, task, pair.a_from), _won(result, task, pair.b_from),
                          tests]))

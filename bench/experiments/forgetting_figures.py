@@ -22,7 +22,7 @@ from ..control import BASE_VARIANT
 from ..decision import ALPHA
 from ..metrics import get_metric
 from ..predictions import ScoredPrediction
-from ..stats import bootstrap, holm, mcnemar, paired_bootstrap
+from ..stats import bootstrap, holm, mcnemar, p_phrase, paired_bootstrap
 
 if TYPE_CHECKING:
     from .forgetting import ForgettingPlan
@@ -166,7 +166,7 @@ def category(item_id: str) -> str:
 def verdict(r: dict[str, Any], p_holm: float) -> str:
     what = (f"{r['cell']} scores {r['tuned'].value:.3f} against the base model's {r['base'].value:.3f} on "
             f"{r['control_task']} ({r['metric']}, {r['base'].n} items): drop {r['drop']:+.3f} "
-            f"[{r['low']:+.3f}, {r['high']:+.3f}], {r['test']} p={r['p_value']:.3g}, Holm {p_holm:.3g}")
+            f"[{r['low']:+.3f}, {r['high']:+.3f}], {r['test']} {p_phrase(r['p_value'])}, {p_phrase(p_holm, 'Holm')}")
     if p_holm >= ALPHA:
         return f"{what}: no significant change."
     return f"{what}: {'it forgot' if r['drop'] > 0 else 'better than the base model'}."

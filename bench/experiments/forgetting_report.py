@@ -13,6 +13,7 @@ from ..plots import PALETTE, _plt, _png
 from ..render_html import html_table, img, page
 from ..render_markdown import markdown_table
 from ..render_terminal import rich_table
+from ..stats import format_p as _p
 from ..store import atomic_write_bytes, atomic_write_text
 from ..tables import Row, Table
 from .forgetting_figures import Drop, ForgettingResult, Score
@@ -27,7 +28,7 @@ def _score(s: Score) -> str:
 def drops_table(result: ForgettingResult) -> Table:
     """Per trained model and control task: base and fine-tuned scores, the drop and the paired test."""
     rows = [Row([d.cell, d.trained_on, d.control_task, d.metric, _score(d.base), _score(d.tuned),
-                 f"{d.drop:+.3f} [{d.low:+.3f}, {d.high:+.3f}]", f"{d.p_value:.3g}", f"{d.p_holm:.3g}"],
+                 f"{d.drop:+.3f} [{d.low:+.3f}, {d.high:+.3f}]", _p(d.p_value), _p(d.p_holm)],
                 emphasis=frozenset({6, 8}) if d.p_holm < ALPHA else frozenset()) for d in result.drops]
     return Table(title="Drop on the control set (base model minus fine-tuned)",
                  header=["trained model", "trained on", "control task", "metric", "base [95% CI]",

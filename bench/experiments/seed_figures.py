@@ -17,7 +17,7 @@ from typing import Any
 from ..decision import ALPHA
 from ..metrics import get_metric
 from ..predictions import ScoredPrediction
-from ..stats import Comparison, Estimate, holm
+from ..stats import Comparison, Estimate, holm, p_phrase
 from .cells import CellRef, TaskInfo, estimate, spread
 from .paired import paired_test
 from .seed_stats import SeedAwareTest, seeds_and_examples
@@ -175,13 +175,13 @@ def verdict(result: SeedResult, c: SeedComparison) -> str:
     t, mine = c.seed_aware, result.spread_of(c.arm, c.task)
     ahead, behind = (c.arm, c.other) if t.difference > 0 else (c.other, c.arm)
     gap = (f"{c.metric} {c.arm} − {c.other} {t.difference:+.3f} [{t.low:+.3f}, {t.high:+.3f}] over "
-           f"{len(mine.seeds)} seeds and {t.n} examples, Holm-corrected p = {c.p_holm:.3g}")
+           f"{len(mine.seeds)} seeds and {t.n} examples, {p_phrase(c.p_holm, 'Holm-corrected p')}")
     spreads = "; ".join(_spread_words(result.spread_of(arm, c.task)) for arm in (c.arm, c.other)
                         if result.spread_of(arm, c.task).seeded)
     if c.p_holm < ALPHA:
         text = f"{ahead} beats {behind} ({gap}): the gap holds against training variance ({spreads})."
     elif c.every_seed_significant:
-        text = (f"Each seed's paired test puts {ahead} ahead of {behind} (the weakest p = {c.weakest_p:.3g}), but "
+        text = (f"Each seed's paired test puts {ahead} ahead of {behind} (the weakest {p_phrase(c.weakest_p)}), but "
                 f"over seeds and examples the gap is not significant ({gap}): {spreads}, too wide for "
                 f"{len(mine.seeds)} seeds to tell the arms apart.")
     else:

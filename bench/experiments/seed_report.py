@@ -12,6 +12,8 @@ from ..plots import PALETTE, _plt, _png
 from ..render_html import html_table, img, page
 from ..render_markdown import markdown_table
 from ..render_terminal import rich_table
+from ..stats import format_p as _p
+from ..stats import p_phrase
 from ..store import atomic_write_bytes, atomic_write_text
 from ..tables import Row, Table, fmt
 from .seed_figures import SeedResult, verdict
@@ -43,10 +45,10 @@ def comparisons_table(result: SeedResult, task: str) -> Table:
     rows = []
     for c in (c for c in result.comparisons if c.task == task):
         t = c.seed_aware
-        per_seed = "; ".join(f"{'' if s is None else f'seed {s}: '}{x.difference:+.3f} (p {x.p_value:.3g})"
+        per_seed = "; ".join(f"{'' if s is None else f'seed {s}: '}{x.difference:+.3f} ({p_phrase(x.p_value)})"
                              for s, x in c.per_seed)
         rows.append(Row([f"{c.arm} − {c.other}", f"{t.difference:+.3f} [{t.low:+.3f}, {t.high:+.3f}]",
-                         f"{c.p_holm:.3g}", f"{t.df:.1f}", per_seed, f"{c.weakest_p:.3g}"],
+                         _p(c.p_holm), f"{t.df:.1f}", per_seed, _p(c.weakest_p)],
                         emphasis=frozenset({2}) if c.p_holm < 0.05 else frozenset()))
     metric = result.record.tasks[task].primary
     return Table(title=f"{task}: gaps that account for training variance ({metric})",
