@@ -22,7 +22,7 @@ from typing import Any
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="legal")
     parser.add_argument("--task", default="tenancy_qa")
-    parser.add_argument("--variant", default="rag-k3", help="a corpus-mode rag variant of the suite")
+    parser.add_argument("--variant", default="rag-k3", help="a corpus-mode rag variant of the suite, on the base model")
     parser.add_argument("--split", default="validation", help="whose questions are asked (not test: see above)")
     parser.add_argument("--n", type=int, default=32, help="questions answered by each path")
     parser.add_argument("--batch-size", type=int, default=16, help="the batched path's prompts per batch")
@@ -40,9 +40,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     suite = load_suite(args.suite, apply_limits=False)
     arms = build_arms(suite.spec.arms)
-    if args.variant not in arms:
-        raise ConfigError(unknown_name("rag variant", args.variant, sorted(arms)))
+    corpus_rag = sorted(name for name, arm in arms.items()
+                        if arm.spec.arm == "rag" and arm.spec.mode == "corpus" and not arm.spec.finetuned)
+    if args.variant not in corpus_rag:
+        raise ConfigError(unknown_name("corpus-mode rag variant on the base model", args.variant, corpus_rag))
+    if args.task not in suite.tasks:
+        raise ConfigError(unknown_name("task", args.task, list(suite.tasks)))
     task = suite.tasks[args.task]
+    if task.spec.kind == "classification":
+        raise ConfigError(f"task '{args.task}' is a classification task: its labels are scored, not generated")
     examples = task.split(args.split)[: args.n]
     lm = load_model(suite.spec.model)
     ctx = suite_context(suite, lambda: lm, batch_size=args.batch_size)
