@@ -126,3 +126,34 @@ def test_the_parity_and_single_change_tables_pair_every_scoring(env, tiny_lm):
     assert [r["trainer"] for r in changes] == ["(arm defaults)", "lr_scheduler=constant,batch_order=random"]
     assert "acc_diff" not in changes[0] and "acc_diff" in changes[1]
     assert markdown(changes).count("\n") == len(changes) + 1
+
+
+def test_a_training_seed_reseeds_both_trainers_and_keeps_the_examples(env, monkeypatch):
+    """`--training-seed`: the arm's spec gets it, the loop gets it, and the subsamples stay the suite seed's."""
+    import bench.parity as parity
+
+    suite = load_suite(str(imbalanced_suite(env / "s", n_train=20, n_test=5)))
+    seen = {}
+
+    def fake_arm(lm, suite_, task, kw, seed, log, retrain=True):
+        seen["arm"] = (kw.get("training_seed"), seed, [e.id for e in task.split("train")])
+        return type("Trained", (), {"model": None})(), type("Costs", (), {"train_tokens_per_s": 1.0})()
+
+    def fake_loop(lm, spec, examples, **kw):
+        seen["loop"] = (kw["seed"], [e.id for e in examples])
+        return parity.LoopResult(None, [], 1, 1.0, "fp32 weights")
+
+    def fake_classify(model, tokenizer, task, examples, **kw):
+        return {how: [task.spec.labels[0]] * len(examples) for how in parity.SCORINGS}
+
+    monkeypatch.setattr(parity, "arm_train", fake_arm)
+    monkeypatch.setattr(parity, "reference_train", fake_loop)
+    monkeypatch.setattr(parity, "classify", fake_classify)
+    lm = type("LM", (), {"tokenizer": None, "device": "cpu"})()
+    parity.run_parity(lm, suite, tasks=["colour"], train=12, epochs=1, training_seed=7, log=lambda m: None)
+    arm_seed, subsample_seed, arm_ids = seen["arm"]
+    loop_seed, loop_ids = seen["loop"]
+    assert (arm_seed, loop_seed, subsample_seed) == (7, 7, 0)
+    assert arm_ids == loop_ids and len(arm_ids) == 12
+    parity.run_parity(lm, suite, tasks=["colour"], train=12, epochs=1, log=lambda m: None)
+    assert seen["arm"][0] is None and seen["loop"][0] == 0 and seen["arm"][2] == arm_ids
