@@ -27,11 +27,11 @@ from ..data import Example
 from ..errors import ConfigError
 from ..progress import Display, open_display
 from ..runner import ModelLoader, Plan, RunOptions, plan_run
-from ..store import discarded_unless_a_cell_finished, new_run_dir, read_json, write_json
+from ..store import discarded_unless_a_cell_finished, new_run_dir, write_json
 from ..suites import Suite, Task
 from .cells import CellRef, TaskInfo, applies, parse_int_list, run_group, task_info
 from .curve_figures import CurveRecord, CurveResult, Skipped, curve_result
-from .provenance import experiment_provenance
+from .provenance import experiment_provenance, finished_record, recorded_n_boot
 
 DEFAULT_SIZES = "32,all"
 """Sized for the legal suite on a 2-core CPU (see README, 'Experiments'); the full curve is
@@ -199,11 +199,8 @@ def write_outputs(folder: Path, record: CurveRecord, *, n_boot: int) -> CurveRes
 def rebuild_report(folder: Path) -> CurveResult:
     """`bench report DIR`: the figures and report again from the directory's predictions (no model),
     with the bootstrap size the experiment ran with."""
-    path = folder / RECORD
-    if not path.is_file():
-        raise ConfigError(f"{folder}: no {RECORD}; the experiment stopped before its end (rerun it)")
-    record = CurveRecord.from_json(read_json(path)["record"])
-    return write_outputs(folder, record, n_boot=int(record.provenance.get("n_boot", 1000)))
+    record = finished_record(folder, RECORD, CurveRecord)
+    return write_outputs(folder, record, n_boot=recorded_n_boot(record))
 
 
 def _provenance(plan: CurvePlan, opts: RunOptions, started: float, loader: ModelLoader) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from ..config import unknown_name
 from ..errors import ConfigError
 from ..progress import Display, open_display
 from ..runner import ModelLoader, Plan, RunOptions, plan_run
-from ..store import discarded_unless_a_cell_finished, new_run_dir, read_json, write_json
+from ..store import discarded_unless_a_cell_finished, new_run_dir, write_json
 from .cells import CellRef, TaskInfo, applies, parse_int_list, run_group, task_info
-from .provenance import experiment_provenance
+from .provenance import experiment_provenance, finished_record, recorded_n_boot
 from .seed_figures import FIXED, SeedRecord, SeedResult, seed_result
 
 SEED_COUNT = 3
@@ -147,11 +147,8 @@ def write_outputs(folder: Path, record: SeedRecord, *, n_boot: int) -> SeedResul
 def rebuild_report(folder: Path) -> SeedResult:
     """`bench report DIR`: the figures and report again from the directory's predictions (no model),
     with the bootstrap size the experiment ran with."""
-    path = folder / RECORD
-    if not path.is_file():
-        raise ConfigError(f"{folder}: no {RECORD}; the experiment stopped before its end (rerun it)")
-    record = SeedRecord.from_json(read_json(path)["record"])
-    return write_outputs(folder, record, n_boot=int(record.provenance.get("n_boot", 1000)))
+    record = finished_record(folder, RECORD, SeedRecord)
+    return write_outputs(folder, record, n_boot=recorded_n_boot(record))
 
 
 def _provenance(plan: SeedPlan, opts: RunOptions, started: float, loader: ModelLoader) -> dict[str, Any]:
