@@ -151,7 +151,7 @@ def _training(f: CardFacts) -> str:
     rows = [(name, _value(v)) for name, v in f.hyperparameters.items()]
     run = [("trained on tasks", ", ".join(t.tasks_trained)), ("steps", f"{t.steps} of {t.max_steps or '?'}"),
            ("best step (restored)", _value(t.best_step)), ("stopped early", _value(t.stopped_early)),
-           ("batch size × accumulation", f"{_value(t.batch_size)} × {_value(t.grad_accum)}"),
+           ("examples per pass × passes per step", f"{_value(t.batch_size)} × {_value(t.grad_accum)}"),
            ("precision", t.precision), ("trainable / total parameters", f"{t.trainable_params:,} / {t.total_params:,}"),
            ("cache key", _code(f.artifact_key))]
     return ("## Training\n\nEvery setting of the variant, as it was trained:\n\n" + _table(("setting", "value"), rows)

@@ -188,7 +188,9 @@ class TrainingCosts:
     training_log: tuple[Mapping[str, Any], ...] = ()
     max_steps: int | None = None
     batch_size: int | None = None
+    """Examples per forward pass as trained (a random-order step runs as micro-batches)."""
     grad_accum: int | None = None
+    """Forward passes per optimiser step (per process)."""
     resumed_from: str | None = None
     feature_extraction_s: float | None = None
     """Head only: seconds spent computing the frozen base's features."""

@@ -241,7 +241,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(env, tiny,
 
     monkeypatch.setattr(tr._Trainer, "train", flaky)
     logs = []
-    arm = arm_for(spec(epochs=1))
+    arm = arm_for(spec(epochs=1, micro_batch_size=8))  # one pass of 8 examples a step, halved to two of 4
     arm.trained_model(make_ctx(suite, tiny, logs=logs), task)
     c = trained_costs(arm)
     assert (c["batch_size"], c["grad_accum"]) == (4, 2)
@@ -328,3 +328,33 @@ def test_each_evaluation_logs_and_records_the_predicted_label_distribution(env, 
     said = []
     top = _log_label_shares(said.append, "lora · colour", task, ["red"] * 19 + ["blue"], 0.5)
     assert top == 0.95 and "95% of predictions are 'red' (collapsing onto one label)" in said[0]
+
+
+def test_micro_batches_change_how_a_step_runs_not_its_update(env, tiny):
+    """In random order a step's batch runs as micro-batches of similar length whose gradients add
+    up to the whole batch's (loss over the step's answer tokens): one step in micro-batches of 2
+    leaves the adapters one padded pass of all 8 leaves, and logs the same loss."""
+    import random
+
+    import torch
+
+    from bench.training.trainer import TrainConfig, fit, prepare_model
+
+    rng = random.Random(0)
+    rows = []
+    for n in (6, 40, 9, 31, 12, 25, 7, 18):  # lengths that pad a lot in one pass
+        ids = [rng.randrange(10, 200) for _ in range(n)]
+        rows.append({"input_ids": ids, "labels": [-100] * (n - 3) + ids[-3:]})
+    trained = {}
+    for micro in (8, 2):
+        cfg = TrainConfig(spec(epochs=1, micro_batch_size=micro, batch_order="random"), seed=0)
+        res = fit(prepare_model(tiny.model, cfg, "cpu"), tiny.tokenizer, rows, None, cfg, env / f"micro{micro}",
+                  device="cpu")
+        assert (res.batch_size, res.grad_accum, res.steps) == (micro, 8 // micro, 1)
+        weights = {n: p.detach().clone() for n, p in res.model.named_parameters() if "lora_B" in n}
+        trained[micro] = (weights, [h["loss"] for h in res.history if "loss" in h])
+    (one_pass, loss_one), (micro2, loss_micro) = trained[8], trained[2]
+    assert loss_one == pytest.approx(loss_micro, rel=1e-5)
+    assert any(w.abs().max() > 0 for w in one_pass.values())  # the step moved the adapters (B starts at 0)
+    for name, w in one_pass.items():
+        torch.testing.assert_close(micro2[name], w, rtol=1e-4, atol=1e-6)

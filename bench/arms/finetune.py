@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 # Settings that change prediction, not training: they stay out of the trained model's key.
 PREDICTION_ONLY = {"name", "tasks", "merge", "scoring"}
 # How one optimiser step's examples are split (per process, accumulated): keyed as `_batch_key`.
-BATCH_SPLIT = {"batch_size", "grad_accum"}
+BATCH_SPLIT = {"batch_size", "grad_accum", "micro_batch_size"}
 # Keyed as `_seed_key`: only a seed other than the suite's names another model.
 TRAINING_SEED = {"training_seed"}
 # A search over the settings (`bench experiment sweep`); each trial is a spec of its own without it.
