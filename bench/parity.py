@@ -18,12 +18,15 @@ import copy
 import dataclasses
 import random
 import time
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .data import Example
+from .errors import ConfigError
 from .suites import Suite, Task
 
 KEEP = ("termination", "confidentiality", "payment", "force_majeure", "non_compete")
@@ -80,8 +83,9 @@ def reference_train(lm: Any, task_spec: Any, examples: Sequence[Example], *, ran
                     dropout: float = 0.05, learning_rate: float = 3e-4, batch_size: int = 8, epochs: int = 2,
                     max_length: int = 512, seed: int = 0, autocast: bool | None = None) -> LoopResult:
     """LoRA on every linear layer of the blocks, AdamW at a constant rate, examples in random
-    order, loss on the answer tokens and the end-of-turn marker. fp32 weights, under bf16
-    autocast where bf16 matmul is native (autocast=None), else plain fp32."""
+    order (the arm's draw at the same seed), loss on the answer tokens and the end-of-turn
+    marker. fp32 weights, under bf16 autocast where bf16 matmul is native (autocast=None), else
+    plain fp32."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -101,17 +105,19 @@ def reference_train(lm: Any, task_spec: Any, examples: Sequence[Example], *, ran
         data.append((p + a, [-100] * len(p) + a))
     model = copy.deepcopy(lm.model).to(device=device, dtype=torch.float32)
     model.config.use_cache = False
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         torch.manual_seed(seed)
         model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
                                                  target_modules=default_targets(model), task_type="CAUSAL_LM"))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.0)
-    rng = random.Random(seed)
     losses, tokens, seconds = [], 0, 0.0
-    for _ in range(epochs):
-        order = list(range(len(data)))
-        rng.shuffle(order)
+    for epoch in range(epochs):
+        # the permutation the arm's sampler draws (transformers' BatchRebalanceSampler: randperm
+        # seeded seed + epoch): each step takes the same examples in both trainers, so what differs
+        # between them is dropout's masks and rounding, not which examples met at which step
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
         for i in range(0, len(order), batch_size):
             batch = [data[j] for j in order[i:i + batch_size]]
             width = max(len(ids) for ids, _ in batch)
@@ -217,12 +223,15 @@ ARM_DEFAULTS = dict(method="lora", rank=16, alpha=32, dropout=0.05, learning_rat
 def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: int | None = None,
                test: int | None = None, epochs: int = 2, scoring: str = "sum", seed: int = 0, log=print,
                arm_overrides: dict[str, Any] | None = None, training_seed: int | None = None,
-               tasks: Sequence[str] = ("imbalanced", "clause_type")) -> list[dict[str, Any]]:
+               tasks: Sequence[str] = ("imbalanced", "clause_type"), reuse: bool = False,
+               saved: list[SavedParity] | None = None) -> list[dict[str, Any]]:
     """The arm (its defaults, with ARM_DEFAULTS' hyperparameters) and the reference loop on the
     imbalanced task and on clause_type: per task, one row per (trainer, scoring); `scoring` 'all'
     reports every label scoring of SCORINGS from the same trained models. `training_seed` seeds
     both trainers' randomness (adapter init, order, dropout) in place of `seed`, which still draws
-    the subsamples: the same examples, another training run."""
+    the subsamples: the same examples, another training run. `reuse`: the arm's model from the
+    adapter cache when an earlier run trained the same key (the loop always trains). Each task's
+    test predictions are appended to `saved` when given (for `pool_seeds`)."""
     rows = []
     for name in tasks:
         base = imbalanced_clause_task(suite, seed) if name == "imbalanced" else suite.tasks[name]
@@ -232,7 +241,7 @@ def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: i
         if training_seed is not None:
             kw["training_seed"] = training_seed
         start = time.perf_counter()
-        model, costs = arm_train(lm, suite, task, kw, seed, log)
+        model, costs = arm_train(lm, suite, task, kw, seed, log, retrain=not reuse)
         arm_s = time.perf_counter() - start
         arm_preds = classify(model.model, lm.tokenizer, task, test_rows, device=lm.device)
         del model
@@ -244,6 +253,12 @@ def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: i
         ref_s = time.perf_counter() - start
         ref_preds = classify(ref.model, lm.tokenizer, task, test_rows, device=lm.device)
         sizes = f"{len(task.split('train'))}/{len(task.split('validation'))}/{len(test_rows)}"
+        if saved is not None:
+            settings = {k: kw[k] for k in ("rank", "alpha", "dropout", "learning_rate", "batch_size", "max_length")}
+            saved.append(SavedParity(task.name, sizes, seed if training_seed is None else training_seed,
+                                     {**settings, "epochs": epochs, "suite_seed": seed},
+                                     [e.id for e in test_rows], [list(e.targets) for e in test_rows], major,
+                                     arm_preds, ref_preds))
         for how in (SCORINGS if scoring == "all" else (scoring,)):
             named = f" ({how})" if scoring == "all" else ""
             rows.append({"task": task.name, "trainer": "arm" + named, "sizes": sizes,
@@ -254,6 +269,88 @@ def run_parity(lm: Any, suite: Suite, *, train: int | None = None, validation: i
                          "train_s": round(ref_s, 1), "precision": ref.precision})
         log(markdown(rows))
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedParity:
+    """One parity run's test predictions on one task (`--save`), for pooling over training seeds."""
+
+    task: str
+    sizes: str
+    training_seed: int
+    settings: dict[str, Any]
+    """The hyperparameters both trainers used and the suite seed that drew the examples."""
+    ids: list[str]
+    refs: list[list[str]]
+    majority: str
+    arm: dict[str, list[str]]
+    """Label scoring -> the arm's predicted labels, in the order of `ids`."""
+    loop: dict[str, list[str]]
+
+
+def save_parity(path: str, runs: Sequence[SavedParity]) -> None:
+    import json
+    from pathlib import Path
+
+    Path(path).write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=1), encoding="utf-8")
+
+
+def load_parity(path: str) -> list[SavedParity]:
+    import json
+    from pathlib import Path
+
+    from .errors import DataError
+
+    try:
+        return [SavedParity(**r) for r in json.loads(Path(path).read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError) as e:
+        raise DataError(f"{path}: not a file written by `parity --save` ({type(e).__name__}: {e})") from e
+
+
+def pool_seeds(runs: Sequence[SavedParity]) -> list[dict[str, Any]]:
+    """Arm against loop over training seeds and test examples (bench.experiments.seed_stats): one
+    row per (task, scoring) with both trainers' per-seed scores, their means and the seed-aware
+    test of the difference. Runs of one task must share examples and settings."""
+    from .errors import DataError
+    from .experiments.seed_stats import seeds_and_examples
+    from .metrics import get_metric
+
+    rows = []
+    for name in dict.fromkeys(r.task for r in runs):
+        group = [r for r in runs if r.task == name]
+        first = group[0]
+        if any(r.ids != first.ids or r.settings != first.settings for r in group):
+            raise DataError(f"parity --pool: the {name} runs differ in their test examples or settings; pool runs "
+                            "that differ only in --training-seed")
+        if len({r.training_seed for r in group}) < len(group):
+            raise DataError(f"parity --pool: two {name} runs have the same training seed")
+        for how in [h for h in SCORINGS if all(h in r.arm for r in group)]:
+            row = {"task": name, "scoring": how, "sizes": first.sizes, "seeds": [r.training_seed for r in group]}
+            for metric in ("accuracy", "macro_f1"):
+                m = get_metric(metric)
+                a, b = [r.arm[how] for r in group], [r.loop[how] for r in group]
+                row[f"arm_{metric}"] = [round(m.aggregate(p, first.refs), 3) for p in a]
+                row[f"loop_{metric}"] = [round(m.aggregate(p, first.refs), 3) for p in b]
+                row[f"{metric}_test"] = dataclasses.asdict(seeds_and_examples(m, a, b, first.refs))
+            rows.append(row)
+    return rows
+
+
+def pooled_markdown(rows: list[dict[str, Any]]) -> str:
+    from .stats import format_p
+
+    out = ["| task | scoring | seeds | arm accuracy per seed | loop accuracy per seed | arm minus loop, accuracy "
+           "[95% CI] (p) | arm macro-F1 per seed | loop macro-F1 per seed | arm minus loop, macro-F1 [95% CI] (p) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = []
+        for metric in ("accuracy", "macro_f1"):
+            t = r[f"{metric}_test"]
+            cells += [" / ".join(f"{v:.3f}" for v in r[f"arm_{metric}"]),
+                      " / ".join(f"{v:.3f}" for v in r[f"loop_{metric}"]),
+                      f"{t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] ({format_p(t['p_value'])})"]
+        out.append(f"| {r['task']} | {r['scoring']} | {', '.join(map(str, r['seeds']))} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -327,12 +424,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="only this task: imbalanced or a suite task (default: parity on "
                                              "both imbalanced and clause_type; --changes on imbalanced)")
     p.add_argument("--learning-rate", type=float, default=None, help="for both trainers (default: 3e-4)")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="LoRA dropout for both trainers (default: 0.05); 0 leaves the same seed's two runs "
+                        "nothing random that differs (same init, same examples per step)")
     p.add_argument("--training-seed", type=int, default=None,
                    help="seed both trainers' randomness with this instead of the suite seed (the subsamples stay "
                         "the suite seed's): the same examples, another training run")
     p.add_argument("--reuse-trained", action="store_true",
-                   help="--changes: take a row's model from the adapter cache where an earlier run trained the same "
-                        "key (e.g. the defaults row of a parity run) instead of training it again")
+                   help="take the arm's model from the adapter cache where an earlier run trained the same key "
+                        "(e.g. the defaults row of a parity run) instead of training it again; the loop always "
+                        "trains")
+    p.add_argument("--save", default=None, metavar="FILE",
+                   help="parity: write each task's test predictions of both trainers to FILE (JSON) for --pool")
+    p.add_argument("--pool", nargs="+", default=None, metavar="FILE",
+                   help="no training: the arm against the loop over the training seeds of these --save files "
+                        "(same examples and settings, one seed each) and the test examples together")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -342,6 +448,11 @@ def run(args: argparse.Namespace) -> None:
     from .models import load_model
     from .suites import load_suite
 
+    if args.pool:
+        print(pooled_markdown(pool_seeds([r for path in args.pool for r in load_parity(path)])))
+        return
+    if args.save and not Path(args.save).resolve().parent.is_dir():
+        raise ConfigError(f"--save {args.save}: its folder does not exist")
     if args.threads:
         torch.set_num_threads(args.threads)
     suite = load_suite(args.suite)
@@ -349,6 +460,8 @@ def run(args: argparse.Namespace) -> None:
     lm = load_model(args.model or suite.spec.model, device=device)
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
     overrides = {"learning_rate": args.learning_rate} if args.learning_rate else {}
+    if args.dropout is not None:
+        overrides["dropout"] = args.dropout
     if args.training_seed is not None and args.changes is not None:
         overrides["training_seed"] = args.training_seed  # every row of the single-change table
     common = {"epochs": args.epochs, "scoring": args.scoring, "seed": suite.spec.seed,
@@ -357,8 +470,11 @@ def run(args: argparse.Namespace) -> None:
         rows = run_changes(lm, suite, args.changes, task_name=args.task or "imbalanced", reuse=args.reuse_trained,
                            **common)
     else:
+        saved: list[SavedParity] = []
         rows = run_parity(lm, suite, tasks=[args.task] if args.task else ("imbalanced", "clause_type"),
-                          training_seed=args.training_seed, **common)
+                          training_seed=args.training_seed, reuse=args.reuse_trained, saved=saved, **common)
+        if args.save:
+            save_parity(args.save, saved)
     print(markdown(rows))
 
 

@@ -157,3 +157,34 @@ def test_a_training_seed_reseeds_both_trainers_and_keeps_the_examples(env, monke
     assert arm_ids == loop_ids and len(arm_ids) == 12
     parity.run_parity(lm, suite, tasks=["colour"], train=12, epochs=1, log=lambda m: None)
     assert seen["arm"][0] is None and seen["loop"][0] == 0 and seen["arm"][2] == arm_ids
+
+
+def _saved(seed, arm, loop, ids=("a", "b", "c", "d"), lr=1e-3):
+    from bench.parity import SavedParity
+
+    refs = [["x"], ["y"], ["x"], ["x"]]
+    return SavedParity("clause_imbalanced", "8/2/4", seed, {"learning_rate": lr, "suite_seed": 0}, list(ids), refs,
+                       "x", {"sum": arm}, {"sum": loop})
+
+
+def test_saved_runs_pool_over_training_seeds_and_refuse_runs_that_differ(tmp_path):
+    import pytest
+
+    from bench.errors import DataError
+    from bench.parity import load_parity, pool_seeds, pooled_markdown, save_parity
+
+    path = tmp_path / "seed0.json"
+    save_parity(str(path), [_saved(0, ["x", "y", "x", "x"], ["x", "x", "x", "x"])])
+    runs = load_parity(str(path)) + [_saved(1, ["x", "y", "y", "x"], ["x", "y", "x", "y"])]
+    (row,) = pool_seeds(runs)
+    assert row["seeds"] == [0, 1] and row["scoring"] == "sum"
+    assert row["arm_accuracy"] == [1.0, 0.75] and row["loop_accuracy"] == [0.75, 0.75]
+    assert row["accuracy_test"]["difference"] == pytest.approx(0.125)
+    assert "| clause_imbalanced | sum | 0, 1 | 1.000 / 0.750 | 0.750 / 0.750 | +0.125" in pooled_markdown([row])
+    with pytest.raises(DataError, match="differ in their test examples or settings"):
+        pool_seeds([runs[0], _saved(1, ["x"] * 4, ["x"] * 4, lr=3e-4)])
+    with pytest.raises(DataError, match="same training seed"):
+        pool_seeds([runs[0], runs[0]])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(DataError, match="bad.json: not a file written by `parity --save`"):
+        load_parity(str(tmp_path / "bad.json"))

@@ -62,6 +62,19 @@ def test_variant_configs_change_only_what_the_variant_names():
     assert bf16.hp.batch_size == 4 and bf16.hp.learning_rate == 2e-4 and bf16.hp.rank == cfg.hp.rank
 
 
+def test_batchings_name_the_order_and_micro_batch_and_refuse_what_does_not_fit():
+    from bench.errors import ConfigError
+    from bench.perf.train import base_config, batching_config
+
+    cfg = base_config(8, 2e-4)
+    assert (batching_config(cfg, "random:2").hp.batch_order, batching_config(cfg, "random:2").hp.micro_batch_size) \
+        == ("random", 2)
+    assert batching_config(cfg, "length_grouped").hp.batch_order == "length_grouped"
+    for bad in ("random:3", "random", "random:0", "sorted"):
+        with pytest.raises(ConfigError, match="--batchings"):
+            batching_config(cfg, bad)
+
+
 def test_command_line_defaults():
     assert list(SUBCOMMANDS) == ["prompt", "generation", "train", "rag", "retrieval", "faiss-scale", "parity",
                                  "engines", "bound"]
@@ -73,7 +86,7 @@ def test_command_line_defaults():
     train = vars(parse(["train"]))
     assert train == {"what": "train", "suite": "legal", "task": "clause_type", "model": None, "device": None,
                      "steps": 6, "batch_size": 8, "max_length": 256, "naive_length": 128, "learning_rate": 2e-4,
-                     "hf_baseline": False, "with_full": False, "with_bf16": False}
+                     "hf_baseline": False, "with_full": False, "with_bf16": False, "batchings": None}
     rag = parse(["rag", "--sizes", "1000,2000"])
     assert (rag.embedder, rag.batch_sizes, rag.sizes, rag.queries) == ("all-minilm-l6-v2", [16, 32, 64],
                                                                        [1000, 2000], 1000)

@@ -1,7 +1,8 @@
 """Fine-tuning arm: training tokens/s of the arm's Trainer path against naive baselines.
 
 LoRA training tokens/s, counting real tokens only (never padding): the arm's Trainer path
-(length-grouped, right-padded batches, logits only at answer positions) against a naive fp32
+(right-padded batches, in random order as length-balanced micro-batches, logits only from the
+first answer position) against a naive fp32
 loop (right-padded to --naive-length, full logits), on the same examples; optionally against
 transformers' Trainer padded to --max-length, and full fine-tuning; MFU (4N / 6N FLOPs per
 token) against the device's measured matmul peak.
@@ -41,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-full", action="store_true", help="also time full fine-tuning (6N FLOPs per token)")
     parser.add_argument("--with-bf16", action="store_true",
                         help="also time a bf16 frozen base with fp32 adapters, with and without LoRA dropout")
+    parser.add_argument("--batchings", default=None,
+                        help="also time the fp32 LoRA in these batchings, comma-separated: 'random:M' (random "
+                             "order, micro-batches of M examples) or 'length_grouped', e.g. "
+                             "random:8,random:4,random:2,random:1,length_grouped")
 
 
 class Variant(NamedTuple):
@@ -99,7 +104,25 @@ def run(args: argparse.Namespace) -> dict:
             continue
         out[variant.name] = _variant_figures(res, variant, basis, naive=out["naive_fp32_padded"],
                                              hf=out.get("hf_trainer_padded"))
+    fp32 = VARIANTS[0]
+    for name in (args.batchings or "").split(",") if args.batchings else ():
+        res = _fit_variant(lm, rows, batching_config(variant_config(cfg, fp32), name), args.batch_size)
+        out[f"{fp32.name} {name}"] = _variant_figures(res, fp32, basis, naive=out["naive_fp32_padded"],
+                                                      hf=out.get("hf_trainer_padded"))
     return out
+
+
+def batching_config(cfg: TrainConfig, name: str) -> TrainConfig:
+    """`cfg` in the batching `name`: 'random:M' (random order in micro-batches of M) or 'length_grouped'."""
+    from ..errors import ConfigError
+
+    order, _, micro = name.partition(":")
+    if order == "length_grouped" and not micro:
+        return cfg.replace_hp(batch_order="length_grouped")
+    if order == "random" and micro.isdigit() and int(micro) >= 1 and cfg.hp.batch_size % int(micro) == 0:
+        return cfg.replace_hp(batch_order="random", micro_batch_size=int(micro))
+    raise ConfigError(f"--batchings: '{name}' is not 'length_grouped' or 'random:M' with M dividing the batch size "
+                      f"{cfg.hp.batch_size}")
 
 
 def base_config(batch_size: int, learning_rate: float) -> TrainConfig:
