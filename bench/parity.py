@@ -302,7 +302,10 @@ def load_parity(path: str) -> list[SavedParity]:
     from .errors import DataError
 
     try:
-        return [SavedParity(**r) for r in json.loads(Path(path).read_text(encoding="utf-8"))]
+        runs = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(runs, list) or not runs:
+            raise ValueError("expected a non-empty list of runs")
+        return [SavedParity(**r) for r in runs]
     except (OSError, ValueError, TypeError) as e:
         raise DataError(f"{path}: not a file written by `parity --save` ({type(e).__name__}: {e})") from e
 

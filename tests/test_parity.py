@@ -188,3 +188,33 @@ def test_saved_runs_pool_over_training_seeds_and_refuse_runs_that_differ(tmp_pat
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(DataError, match="bad.json: not a file written by `parity --save`"):
         load_parity(str(tmp_path / "bad.json"))
+
+
+def test_without_dropout_the_arm_and_the_loop_take_the_same_steps(env, tiny_lm):
+    """Same seed, same examples, no dropout: nothing random differs between the two trainers (the
+    loop draws the arm's order), so they must take the same steps: equal losses at every step and
+    the same adapters after them, though the arm runs micro-batches with logits from the first
+    answer position on and the loop one padded pass with logits everywhere."""
+    import pytest
+    import torch
+
+    from bench.parity import reference_train
+    from bench.training.sft import encode_task
+    from bench.training.trainer import TrainConfig, fit, prepare_model
+
+    task = load_suite(str(imbalanced_suite(env / "s", n_train=24))).tasks["colour"]
+    examples = task.split("train")
+    cfg = TrainConfig(Spec(arm="finetune", name="lora", method="lora", rank=4, alpha=8, dropout=0.0, epochs=1,
+                           learning_rate=1e-3, batch_size=8, warmup_ratio=0.0, max_length=128), seed=0)
+    arm = fit(prepare_model(tiny_lm.model, cfg, "cpu"), tiny_lm.tokenizer,
+              encode_task(tiny_lm.tokenizer, task.spec, examples, 128), None, cfg, env / "arm", device="cpu",
+              log=lambda m: None)
+    loop = reference_train(tiny_lm, task.spec, examples, rank=4, alpha=8, dropout=0.0, learning_rate=1e-3,
+                           batch_size=8, epochs=1, max_length=128, seed=0)
+    assert arm.steps == len(loop.losses) == 3
+    assert [h["loss"] for h in arm.history if "loss" in h] == pytest.approx(loop.losses, rel=1e-4)
+    a, b = dict(arm.model.named_parameters()), dict(loop.model.named_parameters())
+    names = [n for n in b if "lora_B" in n]
+    assert names and all(b[n].abs().max() > 0 for n in names)
+    moved = torch.sqrt(sum(((a[n] - b[n]) ** 2).sum() for n in names))
+    assert moved / torch.sqrt(sum((b[n] ** 2).sum() for n in names)) < 1e-3
