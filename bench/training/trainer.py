@@ -225,8 +225,10 @@ class Batching:
         return Batching(micro, hp.batch_size // micro * hp.grad_accum)
 
 
-# Examples per forward pass on the CPU in random order: 2 ran a padded random batch of 8 clauses
-# 2.0x faster than one pass (1 and 4: 1.9x and 1.7x; docs/performance.md, "micro-batches").
+# Examples per forward pass on the CPU in random order. Micro-batches of 2 pad a random batch of 8
+# clauses to 1.10x its real tokens (one pass: 1.92x; 4: 1.33x; 1: none, but the smallest
+# matmuls); with them the arm trained 1.7-2.2x faster than the padded reference loop
+# (docs/performance.md, "micro-batches"). `bench.perf train --batchings` times the sizes.
 CPU_MICRO_BATCH = 2
 
 
