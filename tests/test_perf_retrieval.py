@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from bench.perf.__main__ import build_parser, main
+from bench.perf.generated_corpus import ASKS_BY, GOLD_FIELD, generated_leases
 from bench.perf.retrieval import document_figures, gold_rank
 
 # Six clauses of one lease template; a question shares no word with its clause but the clause
@@ -202,7 +203,12 @@ def test_faiss_scale_docs_go_through_the_rag_arms_indexing(capsys, monkeypatch, 
     assert arm["documents"] == 30 and arm["chunks"] >= 30 and arm["queries"] == 100
     assert arm["index"] == "flat" and arm["embedder"].startswith("dir:")
     assert arm["recall_at_10"] == 1.0                         # the arm's flat index is exact search
-    assert 0.0 <= arm["gold_document_in_top_10"] <= 1.0
+    gold = arm["gold_document_in_top_10"]
+    assert set(gold) == {"dense", "bm25", "hybrid"} and arm["gold_document_by_chance"] == 0.333333
+    assert gold["bm25"]["reference"] == 1.0     # the reference number, kept whole, finds its lease
+    assert all(set(shares) == {"all", "reference", "content"} for shares in gold.values())
+    assert all(0.0 <= x <= 1.0 for shares in gold.values() for x in shares.values())
+    assert set(arm["query_ms_p50_by_retriever"]) == {"dense", "bm25", "hybrid"} and arm["bm25_bytes"] > 0
     assert arm["index_bytes"] > 0 and 0 < arm["query_ms_p50"] <= arm["query_ms_p95"]
     assert not list((tmp_path / "cache").glob("**/vectors.npy"))   # built in its own empty cache, never the user's
     assert os.environ["TRIDENT_CACHE"] == str(tmp_path / "cache")  # and the user's is set back
@@ -217,3 +223,16 @@ def test_command_line_defaults_measure_what_the_issues_ask():
     table = parse(["retrieval"])
     assert (table.suite, table.retrievers, table.split, table.tasks) == (
         "legal", ["dense", "bm25", "hybrid", "hybrid+filter"], "test", None)
+
+
+def test_generated_questions_ask_a_fact_of_their_lease_both_ways():
+    docs, questions = generated_leases(50, 40, seed=3)
+    by_id = {d.id: d for d in docs}
+    assert len(docs) == 50 and len(by_id) == 50
+    assert [q.meta[ASKS_BY] for q in questions[:4]] == ["reference", "content", "reference", "content"]
+    for q in questions:
+        lease = by_id[q.meta[GOLD_FIELD]]
+        assert q.targets[0] in lease.text                       # the answer is in the gold lease
+        named_by_ref = lease.id in q.input
+        assert named_by_ref == (q.meta[ASKS_BY] == "reference")  # content questions never give the number
+    assert generated_leases(50, 40, seed=3)[1] == questions     # seeded

@@ -3,8 +3,11 @@
 Each document is one residential lease of the (invented) Province of Kestrel in three sentences
 (parties, premises, rent, due day, notice, a special term) with its own reference number, about
 60 words, so it is one chunk. Documents differ in names, numbers and terms but share a template,
-as the agreements of one collection do. Each question names one lease by its reference number
-and asks for one of its facts; its gold document is that lease. Written for this project.
+as the agreements of one collection do. Each question asks for one fact of one lease, its gold
+document, and names that lease one of two ways, alternately: by its reference number alone
+("reference": a lexical match, which a sentence embedder all but ignores among 10^5 look-alike
+leases), or by its premises and parties ("content": what a dense retriever can match). Written
+for this project.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ TERMS = ("pets may be kept with the landlord's written consent", "no one may smo
          "the landlord services the boiler every autumn", "the tenant may not sublet any room",
          "the landlord repaints the interior every five years", "the tenant insures the contents")
 GOLD_FIELD = "doc"
+"""Example.meta key holding the id of the lease a question is about."""
+ASKS_BY = "asks_by"
+"""Example.meta key saying how the question names its lease: one of QUESTIONS' keys."""
 
 
 def _lease(rng: np.random.Generator, i: int) -> tuple[Document, dict[str, str]]:
@@ -42,22 +48,31 @@ def _lease(rng: np.random.Generator, i: int) -> tuple[Document, dict[str, str]]:
     return Document(id=ref, title=f"Lease {ref}", text=text), facts
 
 
-QUESTIONS = (("What is the monthly rent under lease {ref}?", "rent"),
-             ("Who is the tenant under lease {ref}?", "tenant"),
-             ("How many days' notice ends lease {ref}?", "notice"),
-             ("Which premises does lease {ref} let?", "address"))
+QUESTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "reference": (("What is the monthly rent under lease {ref}?", "rent"),
+                  ("Who is the tenant under lease {ref}?", "tenant"),
+                  ("How many days' notice ends lease {ref}?", "notice"),
+                  ("Which premises does lease {ref} let?", "address")),
+    "content": (("What is the monthly rent for {address}, let by {landlord} to {tenant}?", "rent"),
+                ("On which day is rent due for {address}, which {tenant} rents from {landlord}?", "day"),
+                ("How many days' notice ends {tenant}'s lease of {address} from {landlord}?", "notice"),
+                ("What special term binds {tenant} and {landlord} for {address}?", "term"))}
+"""Question templates (text, the fact answered) by how they name the lease."""
 
 
 def generated_leases(n_docs: int, n_questions: int, seed: int) -> tuple[list[Document], list[Example]]:
-    """`n_docs` leases and `n_questions` test questions on leases drawn at random (seeded)."""
+    """`n_docs` leases and `n_questions` test questions on leases drawn at random (seeded), naming
+    their lease by reference and by content in turn."""
     rng = np.random.default_rng(seed)
     leases = [_lease(rng, i) for i in range(n_docs)]
+    kinds = list(QUESTIONS)
     questions = []
     for q in range(n_questions):
         doc, facts = leases[int(rng.integers(0, n_docs))]
-        template, fact = QUESTIONS[int(rng.integers(0, len(QUESTIONS)))]
-        questions.append(Example(id=f"q{q}", input=template.format(ref=facts["ref"]), targets=(facts[fact],),
-                                 split="test", meta={GOLD_FIELD: doc.id}))
+        asks_by = kinds[q % len(kinds)]
+        template, fact = QUESTIONS[asks_by][int(rng.integers(0, len(QUESTIONS[asks_by])))]
+        questions.append(Example(id=f"q{q}", input=template.format(**facts), targets=(facts[fact],),
+                                 split="test", meta={GOLD_FIELD: doc.id, ASKS_BY: asks_by}))
     return [doc for doc, _ in leases], questions
 
 
