@@ -358,3 +358,28 @@ def test_micro_batches_change_how_a_step_runs_not_its_update(env, tiny):
     assert any(w.abs().max() > 0 for w in one_pass.values())  # the step moved the adapters (B starts at 0)
     for name, w in one_pass.items():
         torch.testing.assert_close(micro2[name], w, rtol=1e-4, atol=1e-6)
+
+
+def test_a_short_last_step_trains_each_example_once(env, tiny):
+    """9 examples in steps of 8 run as micro-batches of 2: transformers' sampler would pad the
+    last step (1 example, 4 micro-batches) with 3 repeats of the epoch's first examples; ours
+    trains each example once an epoch, its full steps drawn as transformers draws them."""
+    from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+    from bench.training.sampling import RandomStepSampler
+    from bench.training.trainer import TrainConfig, fit, prepare_model
+
+    lengths = [5, 9, 14, 6, 30, 11, 8, 21, 17]
+    settings = dict(lengths=lengths, effective_batch_size=8, dp_size=1, grad_accum=4, drop_last=False, seed=3)
+    ours, theirs = RandomStepSampler(**settings), BatchRebalanceSampler(**settings)
+    for epoch in (0, 1):
+        ours.set_epoch(epoch), theirs.set_epoch(epoch)
+        batches = list(ours)
+        assert len(batches) == len(ours) == 5 and len(batches[-1]) == 1
+        assert sorted(i for b in batches for i in b) == list(range(9))         # each once
+        assert batches[:4] == list(theirs)[:4]                                  # the full step unchanged
+        assert sum(len(b) for b in theirs) == 12                               # what it replaces: 3 repeats
+    rows = [{"input_ids": list(range(10, 10 + n)), "labels": list(range(10, 10 + n))} for n in lengths]
+    cfg = TrainConfig(spec(epochs=1, micro_batch_size=2, batch_order="random"), seed=0)
+    res = fit(prepare_model(tiny.model, cfg, "cpu"), tiny.tokenizer, rows, None, cfg, env / "tail", device="cpu")
+    assert res.steps == 2 and res.train_tokens == sum(lengths)                 # no example trained twice

@@ -329,7 +329,8 @@ def _fit_result(trainer, timer, batching: Batching, resume: str | None, cfg: Tra
 # The spec's names -> transformers' names ("constant" keeps any warm-up).
 SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 # random: transformers' batch_rebalance sampler draws each step's examples at random and splits
-# them into the step's micro-batches by length (one micro-batch when a pass takes the whole batch).
+# them into the step's micro-batches by length (one micro-batch when a pass takes the whole batch);
+# _Trainer swaps in bench.training.sampling's version of it.
 SAMPLERS = {"random": "batch_rebalance", "length_grouped": "group_by_length"}
 
 
@@ -426,10 +427,11 @@ class _Trainer(_trainer_base()):  # type: ignore[misc]
     def _get_train_sampler(self, train_dataset: Any = None):
         from transformers.trainer_pt_utils import BatchRebalanceSampler
 
+        from .sampling import RandomStepSampler
+
         sampler = super()._get_train_sampler(train_dataset)
-        if isinstance(sampler, BatchRebalanceSampler):
-            # transformers leaves it at its own fixed seed: each run's order must follow its data seed
-            sampler.seed = self.args.data_seed
+        if isinstance(sampler, BatchRebalanceSampler):  # random order: seeded by the run, no repeats
+            return RandomStepSampler.like(sampler, seed=self.args.data_seed)
         return sampler
 
     def evaluation_loop(self, *args: Any, **kw: Any):
