@@ -481,6 +481,10 @@ class RagArm(Strict):
                               "numbered sections, (a) items), an over-long section cut at its subsections, then into "
                               "token windows")
     index: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="FAISS index type (dense retrieval)")
+    index_device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="where the FAISS index searches; auto: GPU 0 when faiss-gpu is installed and sees a GPU "
+                            "and the index is flat or ivf (HNSW has no GPU version), else the CPU; gpu: that, or an "
+                            "error")
     retriever: Literal["dense", "bm25", "hybrid"] = Field(
         "dense", description="dense: embeddings and FAISS; bm25: lexical, numbers and identifiers kept whole; hybrid: "
                              "both rankings fused by reciprocal rank fusion")
@@ -505,6 +509,10 @@ class RagArm(Strict):
             verb = "apply" if len(fusion) > 1 else "applies"
             raise ValueError(f"{' and '.join(fusion)} {verb} to retriever: hybrid only (this variant is "
                              f"{self.retriever})")
+        if "index_device" in self.model_fields_set and self.retriever == "bm25":
+            raise ValueError("index_device places the FAISS index of dense retrieval; this variant is retriever: bm25")
+        if self.index_device == "gpu" and self.index == "hnsw":
+            raise ValueError("index_device: gpu, but faiss has no GPU version of hnsw; use index: flat or ivf")
         if self.filter is not None and self.mode != "corpus":
             raise ValueError("filter restricts corpus documents; it needs mode: corpus")
         if "chunking" in self.model_fields_set and self.mode != "corpus":

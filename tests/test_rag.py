@@ -186,6 +186,43 @@ def test_auto_picks_exact_search_for_small_corpora_and_says_when_memory_is_short
         ix.check_memory(10_000_000, 384, "flat", available=8 * 2**30)
 
 
+
+def test_the_index_searches_on_a_gpu_when_faiss_gpu_sees_one(embedder, tmp_path, monkeypatch):
+    """faiss-gpu's functions stood in for (this machine has faiss-cpu): auto copies a flat index to
+    GPU 0 after caching the CPU one, keeps HNSW (no GPU version) and `cpu` on the CPU, and `gpu`
+    that cannot be kept fails before anything is embedded."""
+    import faiss
+
+    moved = []
+    monkeypatch.setattr(ix, "_GPU_RESOURCES", [])
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: "gpu-resources", raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda res, dev, index: moved.append((res, dev)) or index,
+                        raising=False)
+    flat = Retriever(items_of(), embedder, cache_dir=tmp_path, log=lambda m: None)
+    assert flat.costs["index_device"] == "gpu" and moved == [("gpu-resources", 0)]
+    assert (tmp_path / flat.costs["embeddings_key"] / "index-flat.faiss").is_file()   # the CPU index cached
+    assert flat.search(["How long is the notice period?"], 1).positions[0]
+    for kind, device in (("hnsw", "auto"), ("flat", "cpu")):
+        kept = Retriever(items_of(), embedder, kind=kind, cache_dir=tmp_path, log=lambda m: None, index_device=device)
+        assert kept.costs["index_device"] == "cpu"
+    assert len(moved) == 1
+    with pytest.raises(RetrievalError, match="a hnsw index has no GPU version"):
+        Retriever(items_of(), embedder, kind="hnsw", cache_dir=tmp_path, index_device="gpu")
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)
+
+    def refuse(*a, **k):
+        raise AssertionError("embedded before refusing")
+
+    monkeypatch.setattr(Embedder, "encode", refuse)
+    with pytest.raises(RetrievalError, match="faiss sees no GPU; install faiss-gpu"):
+        Retriever(items_of(), embedder, cache_dir=tmp_path / "other", index_device="gpu")
+    with pytest.raises(ValueError, match="faiss has no GPU version of hnsw"):
+        RagSpec(arm="rag", name="r", index="hnsw", index_device="gpu")
+    with pytest.raises(ValueError, match="this variant is retriever: bm25"):
+        RagSpec(arm="rag", name="r", retriever="bm25", index_device="cpu")
+
+
 # -- the arm --------------------------------------------------------------------------------------
 
 def test_top1_finds_the_answer_document_and_the_prompt_contains_it(tmp_path, cache, tiny_lm, monkeypatch):

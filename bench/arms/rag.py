@@ -122,7 +122,8 @@ class RagArm:
         # and hybrid variants over one corpus search the very same chunks
         indexing = ctx.progress(f"{self.spec.name} · {self.spec.retriever} index", len(items), unit="items")
         searcher = build_retriever(self.spec.retriever, items, self._embedder, cache_root=cache_root(),
-                                   index=self.spec.index, rrf_k=self.spec.rrf_k, weights=self.spec.hybrid_weights,
+                                   index=self.spec.index, index_device=self.spec.index_device,
+                                   rrf_k=self.spec.rrf_k, weights=self.spec.hybrid_weights,
                                    key_extra=key_extra, seed=ctx.seed, log=ctx.log, reranker=self.reranker(device),
                                    candidates=self.spec.rerank.candidates if self.spec.rerank else 0)
         indexing(len(items))  # built, or loaded from the cache: either way its start and end lines say how long

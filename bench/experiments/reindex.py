@@ -72,6 +72,7 @@ def _measure(arm: RagArm, corpus: Sequence[Document], size: int, device: str, se
                                  how=arm.spec.chunking)
         items = [Item(c.id, c.doc_id, c.embed_text) for c in chunks]
         retriever = build_retriever(arm.spec.retriever, items, embedder, cache_root=Path(tmp), index=arm.spec.index,
+                                    index_device=arm.spec.index_device,
                                     key_extra=chunking_key(size, arm.spec.chunk_overlap, arm.spec.chunking),
                                     seed=seed, log=log)
         seconds = time.perf_counter() - start

@@ -19,8 +19,9 @@ one used. `--faiss-device cpu` keeps everything on the CPU.
 
 `--docs N` also runs N generated short documents (lease summaries, each with its own reference
 number) through the rag arm's own indexing code (`RagArm.retriever`: chunking, embedding with
-the real embedder, the index its `--doc-index` setting picks, and BM25 beside it, as a `retriever:
-hybrid` variant builds them) in an empty cache, and reports the same figures for the dense index,
+the real embedder, the index its `--doc-index` setting picks, searched where `--faiss-device`
+says as the variant's `index_device`, and BM25 beside it, as a `retriever: hybrid` variant builds
+them) in an empty cache, and reports the same figures for the dense index,
 plus, for dense, BM25 and the fused hybrid, single-query latency and how often the top 10 hold the
 document a generated question names, for questions naming it by reference number and by content
 (and the share chance alone would give). That path embeds every document: at 10^5 on 2 CPU cores
@@ -154,6 +155,9 @@ def check_options(args: argparse.Namespace) -> list[str]:
             raise ConfigError(f"--{option} must be at least 1, got {getattr(args, option)}")
     if args.docs < 0:
         raise ConfigError(f"--docs must be 0 (none) or more, got {args.docs}")
+    if args.docs and args.faiss_device == "gpu" and args.doc_index == "hnsw":
+        raise ConfigError("--faiss-device gpu with --doc-index hnsw: faiss has no GPU version of hnsw; "
+                          "use --doc-index flat, ivf or auto")
     if "ivfpq" in args.index:
         if args.vectors < 2**PQ_BITS:
             raise ConfigError(f"--vectors {args.vectors} is too few for IVF-PQ: its codebooks train "
@@ -311,7 +315,8 @@ def rag_arm_figures(args: argparse.Namespace) -> dict[str, Any]:
 
     docs, questions = generated_leases(args.docs, min(DOC_QUERIES, args.queries), args.seed)
     task = generated_task(questions)
-    spec = RagArmSpec(arm="rag", name="faiss-scale", embedder=args.embedder, index=args.doc_index, retriever="hybrid")
+    spec = RagArmSpec(arm="rag", name="faiss-scale", embedder=args.embedder, index=args.doc_index, retriever="hybrid",
+                      index_device=args.faiss_device)
     ctx = ArmContext(get_model=_no_model, seed=args.seed, batch_size=1, corpus=tuple(docs), suite_name="generated",
                      log=lambda m: print(m, file=sys.stderr))
     arm, device = RagArm(spec), choose_device(args.device)
@@ -333,7 +338,7 @@ def rag_arm_figures(args: argparse.Namespace) -> dict[str, Any]:
     c, hits = dense.costs, found[dense.name]
     return {"documents": len(docs), "chunks": len(dense.items), "embedder": c["embedder"],
             "embedder_device": device, "index": c["index"], "index_params": c["index_params"],
-            "faiss_device": "cpu (the arm's index is bench.retrieval.index's, on the CPU)",
+            "faiss_device": c["index_device"],
             "build_s": round(build_s, 3), "embedding_s": c["embedding_s"],
             "embed_texts_per_s": c.get("embed_texts_per_s"), "index_build_s": c["index_build_s"],
             "index_bytes": c["index_bytes"], "bm25_build_s": lexical.indexes[lexical.name].build_s,

@@ -12,6 +12,10 @@ These thresholds come from `python -m bench.perf rag` (docs/performance.md). An 
 index reports its recall@10 against exact search on sampled queries, so its error is measured.
 Before anything is built, the memory it needs is compared with the memory available: a corpus
 that does not fit fails with advice rather than swapping the machine to a halt.
+
+Where it searches (`index_device`): with faiss-gpu installed and a GPU it sees, flat and IVF
+indexes are copied to GPU 0 once built or loaded (HNSW has no GPU version and stays on the
+CPU); the cache always holds the CPU index, so one cached index serves both machines.
 """
 
 from __future__ import annotations
@@ -72,6 +76,48 @@ def check_memory(n: int, dim: int, kind: str, available: int | None = None) -> N
             f"{n:,} vectors of dim {dim} need about {need / 2**30:.1f} GiB for a {kind} index but only "
             f"{avail / 2**30:.1f} GiB is available; use `index: ivf` on a machine with more memory, a smaller "
             f"embedder, or a compressed (IVF-PQ) or GPU index as described in docs/retrieval.md")
+
+
+GPU_KINDS = ("flat", "ivf")
+"""Index kinds faiss-gpu has (HNSW has none)."""
+INDEX_DEVICES = ("auto", "cpu", "gpu")
+
+
+def faiss_gpus() -> int:
+    """GPUs faiss sees: 0 with faiss-cpu (which has no get_num_gpus) or without a GPU."""
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def search_device(kind: str, requested: str) -> str:
+    """cpu or gpu: where an index of `kind` searches under `index_device: requested`. `gpu` that
+    cannot be kept is a RetrievalError, raised before anything is embedded."""
+    if requested not in INDEX_DEVICES:
+        raise RetrievalError(f"unknown index_device {requested!r}; expected one of {', '.join(INDEX_DEVICES)}")
+    if requested == "cpu" or (requested == "auto" and (kind not in GPU_KINDS or faiss_gpus() == 0)):
+        return "cpu"
+    if kind not in GPU_KINDS:
+        raise RetrievalError(f"index_device: gpu, but a {kind} index has no GPU version in faiss; "
+                             f"set index: flat or ivf, or index_device: auto")
+    if faiss_gpus() == 0:
+        raise RetrievalError("index_device: gpu, but faiss sees no GPU; install faiss-gpu (in place of faiss-cpu) "
+                             "on a machine with a CUDA GPU, or set index_device: auto")
+    return "gpu"
+
+
+_GPU_RESOURCES: list[Any] = []  # one StandardGpuResources a process: it holds GPU scratch memory
+
+
+def place(index: Any, device: str) -> Any:
+    """`index` as it will be searched: copied to GPU 0 for device gpu, else unchanged."""
+    if device != "gpu":
+        return index
+    import faiss
+
+    if not _GPU_RESOURCES:
+        _GPU_RESOURCES.append(faiss.StandardGpuResources())
+    return faiss.index_cpu_to_gpu(_GPU_RESOURCES[0], 0, index)
 
 
 def _nlist(n: int) -> int:

@@ -100,7 +100,7 @@ class Retriever:
 
     def __init__(self, items: Sequence[Item], embedder: Embedder, *, kind: str = "auto", cache_dir: Path,
                  key_extra: dict[str, Any] | None = None, seed: int = 0, log: Callable[[str], None] = print,
-                 available_memory: int | None = None):
+                 available_memory: int | None = None, index_device: str = "auto"):
         if not items:
             raise RetrievalError("nothing to retrieve from: the corpus or train split produced no items")
         ids = [it.id for it in items]
@@ -109,6 +109,7 @@ class Retriever:
             raise RetrievalError(f"duplicate retrieval item id {dup!r}; ids must be unique")
         self.items, self.embedder = list(items), embedder
         self.kind = ix.choose_kind(len(items), kind)
+        self.device = ix.search_device(self.kind, index_device)  # a GPU that is not there fails before embedding
         ix.check_memory(len(items), embedder.dim, self.kind, available_memory)
         self.vectors, key, emb_costs = embed_cached(embedder, [it.text for it in items], ids, key_extra or {},
                                                     cache_dir)
@@ -139,7 +140,8 @@ class Retriever:
             sample = self.vectors[np.random.default_rng(seed).choice(len(self.vectors), min(200, len(self.vectors)),
                                                                       replace=False)]
             self.costs["approx_recall@10"] = round(ix.approx_recall(index, self.vectors, sample, 10), 4)
-        return index
+        self.costs["index_device"] = self.device
+        return ix.place(index, self.device)  # after saving and sizing: both need the CPU index
 
     def search(self, queries: Sequence[str], k: int,
                allowed: Sequence[np.ndarray | None] | None = None) -> Hits:
