@@ -304,9 +304,8 @@ class FinetuneArm(Strict):
         None, ge=1, description="batch_order random: examples per forward pass on average. Each step's examples are "
                                 "split by length into batch_size / micro_batch_size micro-batches (transformers' "
                                 "batch_rebalance sampler) whose gradients add up to the whole batch's: the same update "
-                                "with less padding. None: 2 on the CPU (a random batch of 8 clauses padded to 1.10x "
-                                "its real tokens instead of 1.92x, docs/performance.md), batch_size (one pass) on a "
-                                "GPU")
+                                "with less padding. None: 4 on the CPU (the fastest size or near it on both of legal's "
+                                "trained tasks, docs/performance.md), batch_size (one pass) on a GPU")
     max_grad_norm: float = Field(0.0, ge=0, description="gradient clipping norm (0: no clipping)")
     holdout: float = Field(
         0.15, ge=0, lt=1, description="share of train held out for validation when the task has no validation "

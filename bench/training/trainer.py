@@ -217,7 +217,7 @@ class Batching:
     def of(hp: FinetuneSpec, device: str) -> Batching:
         """The spec's batch as forward passes. In random order each step's batch is split into
         micro-batches of similar length (see `micro_batch_size`): a random batch of clauses is
-        padded to ~1.9x its real tokens in one pass, ~1.1x in micro-batches of 2."""
+        padded to ~1.9x its real tokens in one pass, ~1.3x in micro-batches of 4."""
         if hp.batch_order != "random":
             return Batching(hp.batch_size, hp.grad_accum)
         micro = hp.micro_batch_size or (hp.batch_size if device.startswith("cuda") else CPU_MICRO_BATCH)
@@ -225,11 +225,11 @@ class Batching:
         return Batching(micro, hp.batch_size // micro * hp.grad_accum)
 
 
-# Examples per forward pass on the CPU in random order. Micro-batches of 2 pad a random batch of 8
-# clauses to 1.10x its real tokens (one pass: 1.92x; 4: 1.33x; 1: none, but the smallest
-# matmuls); with them the arm trained 1.7-2.2x faster than the padded reference loop
-# (docs/performance.md, "micro-batches"). `bench.perf train --batchings` times the sizes.
-CPU_MICRO_BATCH = 2
+# Examples per forward pass on the CPU in random order. Timed against each other on 2 fp32 cores
+# (`bench.perf train --batchings`, docs/performance.md "Which micro-batch size"): on clauses of
+# 60-256 tokens, 4 and 2 were equal and 1.36x one pass of 8; on questions of ~100 tokens, which
+# pad little, 4 was within 4% of one pass and 2 was 19% slower. 4 is never far from the best.
+CPU_MICRO_BATCH = 4
 
 
 def fit(model: Any, tokenizer: Any, train_rows: list[dict], val_rows: list[dict] | None, cfg: TrainConfig,
