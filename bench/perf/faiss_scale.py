@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
     gpu = gpu_resources(args.faiss_device)
     out: dict[str, Any] = {
         "faiss": faiss.__version__, "faiss_threads": faiss.omp_get_max_threads(),
-        "faiss_device": (f"gpu: faiss-gpu on {faiss.get_num_gpus()} GPU(s), GPU 0 used"
+        "faiss_device": (f"gpu: faiss-gpu on {ix.faiss_gpus()} GPU(s), GPU 0 used"
                          + ("; hnsw (no GPU version) on the cpu" if "hnsw" in kinds else "")
                          if gpu is not None else f"cpu: {_why_cpu(args.faiss_device)}"),
         "vectors": args.vectors, "dim": args.dim, "queries": args.queries, "seed": args.seed}
@@ -184,7 +184,9 @@ def gpu_resources(requested: str) -> Any | None:
     """faiss GPU resources when a GPU is to be used, else None."""
     import faiss
 
-    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    from ..retrieval.index import faiss_gpus
+
+    gpus = faiss_gpus()
     if requested == "gpu" and gpus == 0:
         raise ResourceError("--faiss-device gpu: faiss sees no GPU; install faiss-gpu (in place of faiss-cpu) on a "
                             "machine with a CUDA GPU, or use --faiss-device auto")
